@@ -1,0 +1,98 @@
+"""User tokens and the verified identity a handler receives.
+
+A user token is an HS256 JWT signed with JWT_SECRET carrying `sub` (user), `org`, `role`, `sid`
+(session), `iat` and `exp`. Verification pins the algorithm, so `alg: none` and any other
+algorithm are refused before the signature is even considered.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+
+from marketsync.errors import PermissionDenied, Unauthenticated
+
+SIGNING_ALGORITHM = "HS256"
+TOKEN_LIFETIME = timedelta(hours=24)
+ROLES = ("viewer", "member", "admin", "owner")  # weakest first: index is the rank
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who is calling, as verified from a token and confirmed by the session and member rows."""
+
+    user_id: int
+    organization_id: int
+    role: str
+    session_id: int
+
+    def require_role(self, minimum: str) -> None:
+        if role_rank(self.role) < role_rank(minimum):
+            raise PermissionDenied(
+                f"this action needs the {minimum} role or stronger; you are {self.role}"
+            )
+
+
+def role_rank(role: str) -> int:
+    return ROLES.index(role)
+
+
+def issue_user_token(
+    secret: str, *, user_id: int, organization_id: int, role: str, session_id: int, now: datetime
+) -> tuple[str, datetime]:
+    expires_at = now + TOKEN_LIFETIME
+    claims = {
+        "sub": str(user_id),
+        "org": str(organization_id),
+        "role": role,
+        "sid": str(session_id),
+        "iat": int(now.timestamp()),
+        "exp": int(expires_at.timestamp()),
+    }
+    return jwt.encode(claims, secret, algorithm=SIGNING_ALGORITHM), expires_at
+
+
+def verify_user_token(secret: str, token: str) -> Identity:
+    """Check signature, algorithm and expiry; the session itself is checked by the caller."""
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[SIGNING_ALGORITHM],
+            options={"require": ["sub", "org", "role", "sid", "iat", "exp"]},
+        )
+        identity = Identity(
+            user_id=int(claims["sub"]),
+            organization_id=int(claims["org"]),
+            role=str(claims["role"]),
+            session_id=int(claims["sid"]),
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthenticated("the token has expired; log in again") from exc
+    except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
+        raise Unauthenticated("the token is not valid; log in again") from exc
+    if identity.role not in ROLES:
+        raise Unauthenticated("the token is not valid; log in again")
+    return identity
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+_current_identity: contextvars.ContextVar[Identity] = contextvars.ContextVar("identity")
+
+
+def current_identity() -> Identity:
+    """The verified caller of the RPC being handled; set only by the authentication interceptor."""
+    try:
+        return _current_identity.get()
+    except LookupError as exc:
+        raise Unauthenticated("this call needs a bearer token") from exc
+
+
+def bind_identity(identity: Identity) -> contextvars.Token[Identity]:
+    return _current_identity.set(identity)

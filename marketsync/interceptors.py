@@ -1,0 +1,164 @@
+"""The one gate every RPC passes: who may call it, and how its errors leave the server.
+
+Per method, by the service it belongs to:
+- gRPC health and reflection: open.
+- services named `...InternalService`: a service credential only (never a user token).
+- methods the server lists as open (register, login): no credential.
+- everything else: a user token, verified here (signature, algorithm, expiry) and confirmed by a
+  session check (the auth service reads its own tables; other services ask auth, caching the
+  answer for at most 30 s). The handler then reads `current_identity()`, never a request field.
+
+Errors: a DomainError becomes its status with its message; a status from a service called
+downstream passes through; anything else is logged and answered INTERNAL without details.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+import grpc
+from grpc import aio
+
+from marketsync.errors import DomainError, Unauthenticated
+from marketsync.identity import Identity, bind_identity, verify_user_token
+from marketsync.service_auth import SERVICE_METADATA_KEY, verify_service_token
+
+log = logging.getLogger(__name__)
+
+OPEN_SERVICES = (
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1alpha.ServerReflection",
+    "grpc.reflection.v1.ServerReflection",
+)
+INTERNAL_SERVICE_SUFFIX = "InternalService"
+# Statuses from a downstream service that mean the same to our caller.
+PASSTHROUGH_CODES = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
+
+
+class SessionChecker(Protocol):
+    """Confirms a verified token's session is open; answers the identity with the current role."""
+
+    async def __call__(self, identity: Identity) -> Identity: ...
+
+
+def service_of(method: str) -> str:
+    return method.lstrip("/").split("/", 1)[0]
+
+
+class AccessInterceptor(aio.ServerInterceptor):
+    def __init__(
+        self,
+        *,
+        jwt_secret: str,
+        internal_service_key: str,
+        check_session: SessionChecker,
+        open_methods: frozenset[str] = frozenset(),
+    ) -> None:
+        self._jwt_secret = jwt_secret
+        self._internal_service_key = internal_service_key
+        self._check_session = check_session
+        self._open_methods = open_methods
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or service_of(method) in OPEN_SERVICES:
+            return handler
+        return _wrap_handler(handler, lambda context: self._guard(method, context))
+
+    @asynccontextmanager
+    async def _guard(self, method: str, context: aio.ServicerContext) -> AsyncIterator[None]:
+        reset = None
+        try:
+            identity = await self._authenticate(method, dict(context.invocation_metadata() or ()))
+            if identity is not None:
+                reset = bind_identity(identity)
+            yield
+        except DomainError as exc:
+            await context.abort(exc.code, exc.message)
+        except aio.AbortError:
+            raise
+        except aio.AioRpcError as exc:
+            await context.abort(*_downstream_status(method, exc))
+        except Exception:
+            log.exception("unhandled error", extra={"method": method})
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; it has been logged")
+        finally:
+            if reset is not None:
+                reset.var.reset(reset)
+
+    async def _authenticate(self, method: str, metadata: dict[str, Any]) -> Identity | None:
+        if service_of(method).endswith(INTERNAL_SERVICE_SUFFIX):
+            verify_service_token(
+                self._internal_service_key, str(metadata.get(SERVICE_METADATA_KEY, ""))
+            )
+            return None
+        if method in self._open_methods:
+            return None
+        scheme, _, token = str(metadata.get("authorization", "")).partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated(
+                "this call needs `authorization: Bearer <token>`; log in to get one"
+            )
+        return await self._check_session(verify_user_token(self._jwt_secret, token.strip()))
+
+
+def _downstream_status(method: str, exc: aio.AioRpcError) -> tuple[grpc.StatusCode, str]:
+    if exc.code() in PASSTHROUGH_CODES:
+        return exc.code(), exc.details() or ""
+    log.warning(
+        "downstream call failed",
+        extra={"method": method, "code": exc.code().name, "detail": exc.details()},
+    )
+    return grpc.StatusCode.UNAVAILABLE, "a backing service is unavailable; try again shortly"
+
+
+Guard = Callable[[aio.ServicerContext], Any]
+
+
+def _wrap_handler(handler: grpc.RpcMethodHandler, guard: Guard) -> grpc.RpcMethodHandler:
+    codec = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary or handler.stream_unary:
+        inner = handler.unary_unary or handler.stream_unary
+
+        async def respond(request: Any, context: aio.ServicerContext) -> Any:
+            async with guard(context):
+                return await inner(request, context)
+
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(respond, **codec)
+        return grpc.stream_unary_rpc_method_handler(respond, **codec)
+
+    streaming = handler.unary_stream or handler.stream_stream
+    if not inspect.isasyncgenfunction(streaming):
+        raise TypeError("server-streaming handlers must be async generators")
+
+    async def stream(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
+        async with guard(context):
+            async for response in streaming(request, context):
+                yield response
+
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(stream, **codec)
+    return grpc.stream_stream_rpc_method_handler(stream, **codec)

@@ -1,0 +1,91 @@
+"""Server bootstrap shared by every service: health, reflection, access control, shutdown.
+
+`create_server` binds (port 0 picks a free one, for tests) and answers `(server, port)`;
+`serve_until_stopped` marks every service SERVING, waits for SIGTERM or SIGINT, then reports
+NOT_SERVING, lets in-flight RPCs finish within the grace period and runs the clean-up hooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from marketsync.interceptors import AccessInterceptor
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass
+class Service:
+    """A gRPC server with its health servicer and the names of the services it serves."""
+
+    server: aio.Server
+    port: int
+    health: HealthServicer
+    service_names: tuple[str, ...]
+    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        await self.server.start()
+        for name in ("", *self.service_names):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace: float) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        for hook in reversed(self.on_stop):
+            await hook()
+
+
+def create_server(
+    *,
+    host: str,
+    port: int,
+    access: AccessInterceptor,
+    service_names: Iterable[str],
+    register: Callable[[aio.Server], None],
+) -> Service:
+    server = aio.server(
+        interceptors=[access],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ],
+    )
+    register(server)
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    names = tuple(service_names)
+    reflection.enable_server_reflection(
+        (
+            *names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+    bound = server.add_insecure_port(f"{host}:{port}")
+    return Service(server=server, port=bound, health=health, service_names=names)
+
+
+async def serve_until_stopped(service: Service, grace: float) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await service.start()
+    log.info("serving", extra={"port": service.port, "services": list(service.service_names)})
+    await stop.wait()
+    log.info("shutting down", extra={"grace_seconds": grace})
+    await service.stop(grace)
+    log.info("stopped")

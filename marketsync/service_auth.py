@@ -1,0 +1,101 @@
+"""How services prove themselves to each other.
+
+A calling service sends `x-marketsync-service: <jwt>`: an HS256 token signed with
+INTERNAL_SERVICE_KEY, audience `marketsync-internal`, naming the caller in `iss`, valid for five
+minutes. User tokens are signed with JWT_SECRET (a different key, enforced at start-up) and
+carry no audience, so no user token can pass as a service credential. Envoy strips the header
+from outside requests and never routes internal services. In Kubernetes the key is a Secret
+mounted only into the services' pods.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import jwt
+from grpc import aio
+
+from marketsync.errors import Unauthenticated
+from marketsync.identity import SIGNING_ALGORITHM
+
+SERVICE_METADATA_KEY = "x-marketsync-service"
+AUDIENCE = "marketsync-internal"
+CREDENTIAL_LIFETIME_SECONDS = 300
+# Renew well before expiry so a credential never expires in flight.
+RENEW_AFTER_SECONDS = 240
+
+
+class ServiceCredential:
+    """Mints (and reuses for a while) the caller's service token."""
+
+    def __init__(self, key: str, service_name: str) -> None:
+        self._key = key
+        self._service_name = service_name
+        self._token = ""
+        self._minted_at = 0.0
+
+    def token(self) -> str:
+        now = time.time()
+        if now - self._minted_at > RENEW_AFTER_SECONDS:
+            claims = {
+                "iss": self._service_name,
+                "aud": AUDIENCE,
+                "iat": int(now),
+                "exp": int(now) + CREDENTIAL_LIFETIME_SECONDS,
+            }
+            self._token = jwt.encode(claims, self._key, algorithm=SIGNING_ALGORITHM)
+            self._minted_at = now
+        return self._token
+
+
+def verify_service_token(key: str, token: str) -> str:
+    """The calling service's name, or Unauthenticated."""
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[SIGNING_ALGORITHM],
+            audience=AUDIENCE,
+            options={"require": ["iss", "aud", "exp", "iat"]},
+        )
+    except jwt.InvalidTokenError as exc:
+        raise Unauthenticated("this internal call needs a valid service credential") from exc
+    return str(claims["iss"])
+
+
+class _ServiceCredentialInterceptor(
+    aio.UnaryUnaryClientInterceptor,
+    aio.UnaryStreamClientInterceptor,
+    aio.StreamUnaryClientInterceptor,
+):
+    def __init__(self, credential: ServiceCredential) -> None:
+        self._credential = credential
+
+    def _with_credential(self, details: aio.ClientCallDetails) -> aio.ClientCallDetails:
+        metadata = aio.Metadata(*(details.metadata or ()))
+        metadata.add(SERVICE_METADATA_KEY, self._credential.token())
+        return aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
+
+    async def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+        return await continuation(self._with_credential(client_call_details), request)
+
+    async def intercept_unary_stream(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+        return await continuation(self._with_credential(client_call_details), request)
+
+    async def intercept_stream_unary(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
+        return await continuation(self._with_credential(client_call_details), request_iterator)
+
+
+def internal_channel(address: str, credential: ServiceCredential) -> aio.Channel:
+    """A channel to another service that presents this service's credential on every call."""
+    options: Sequence[tuple[str, int]] = (
+        ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+        ("grpc.max_send_message_length", 16 * 1024 * 1024),
+        ("grpc.keepalive_time_ms", 30_000),
+    )
+    return aio.insecure_channel(
+        address, options=options, interceptors=[_ServiceCredentialInterceptor(credential)]
+    )
