@@ -179,6 +179,21 @@ def _json_local_replies() -> dict[str, Any]:
         }
         for status, code in GRPC_CODE_BY_HTTP_STATUS.items()
     ]
+    # The health check filter answers /healthz itself: a local reply too.
+    serving = {"json_format": {"status": "serving"}, "content_type": "application/json"}
+    mappers.append(
+        {
+            "filter": {
+                "status_code_filter": {
+                    "comparison": {
+                        "op": "EQ",
+                        "value": {"default_value": 200, "runtime_key": "local_reply.status_200"},
+                    }
+                }
+            },
+            "body_format_override": serving,
+        }
+    )
     return {"mappers": mappers, "body_format": body(13)}
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
+from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from marketsync.interceptors import AccessInterceptor
@@ -31,7 +31,7 @@ class Service:
 
     server: aio.Server
     port: int
-    health: HealthServicer
+    health: health_aio.HealthServicer
     service_names: tuple[str, ...]
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -63,7 +63,7 @@ def create_server(
         ],
     )
     register(server)
-    health = HealthServicer()
+    health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     names = tuple(service_names)
     reflection.enable_server_reflection(

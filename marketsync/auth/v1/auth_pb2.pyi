@@ -323,16 +323,18 @@ class GetMarketplaceCredentialsResponse(_message.Message):
     def __init__(self, credentials: _Optional[_Mapping[str, str]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StartSyncLogRequest(_message.Message):
-    __slots__ = ("organization_id", "marketplace", "trigger", "started_by_user_id")
+    __slots__ = ("organization_id", "marketplace", "trigger", "started_by_user_id", "not_started_within_seconds")
     ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     MARKETPLACE_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_FIELD_NUMBER: _ClassVar[int]
     STARTED_BY_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    NOT_STARTED_WITHIN_SECONDS_FIELD_NUMBER: _ClassVar[int]
     organization_id: int
     marketplace: str
     trigger: str
     started_by_user_id: int
-    def __init__(self, organization_id: _Optional[int] = ..., marketplace: _Optional[str] = ..., trigger: _Optional[str] = ..., started_by_user_id: _Optional[int] = ...) -> None: ...
+    not_started_within_seconds: int
+    def __init__(self, organization_id: _Optional[int] = ..., marketplace: _Optional[str] = ..., trigger: _Optional[str] = ..., started_by_user_id: _Optional[int] = ..., not_started_within_seconds: _Optional[int] = ...) -> None: ...
 
 class HeartbeatSyncLogRequest(_message.Message):
     __slots__ = ("organization_id", "sync_id", "counts")
@@ -343,6 +345,10 @@ class HeartbeatSyncLogRequest(_message.Message):
     sync_id: int
     counts: _sync_pb2.SyncCounts
     def __init__(self, organization_id: _Optional[int] = ..., sync_id: _Optional[int] = ..., counts: _Optional[_Union[_sync_pb2.SyncCounts, _Mapping]] = ...) -> None: ...
+
+class HeartbeatSyncLogResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class FinishSyncLogRequest(_message.Message):
     __slots__ = ("organization_id", "sync_id", "status", "counts", "error")
@@ -377,10 +383,12 @@ class ListSyncLogsRequest(_message.Message):
     def __init__(self, organization_id: _Optional[int] = ..., page_size: _Optional[int] = ..., before_sync_id: _Optional[int] = ...) -> None: ...
 
 class ListSyncLogsResponse(_message.Message):
-    __slots__ = ("logs",)
+    __slots__ = ("logs", "next_before_sync_id")
     LOGS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_BEFORE_SYNC_ID_FIELD_NUMBER: _ClassVar[int]
     logs: _containers.RepeatedCompositeFieldContainer[_sync_pb2.SyncLog]
-    def __init__(self, logs: _Optional[_Iterable[_Union[_sync_pb2.SyncLog, _Mapping]]] = ...) -> None: ...
+    next_before_sync_id: int
+    def __init__(self, logs: _Optional[_Iterable[_Union[_sync_pb2.SyncLog, _Mapping]]] = ..., next_before_sync_id: _Optional[int] = ...) -> None: ...
 
 class ListDueSyncsRequest(_message.Message):
     __slots__ = ("interval_seconds",)
@@ -388,16 +396,8 @@ class ListDueSyncsRequest(_message.Message):
     interval_seconds: int
     def __init__(self, interval_seconds: _Optional[int] = ...) -> None: ...
 
-class DueSync(_message.Message):
-    __slots__ = ("organization_id", "marketplace")
-    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
-    MARKETPLACE_FIELD_NUMBER: _ClassVar[int]
-    organization_id: int
-    marketplace: str
-    def __init__(self, organization_id: _Optional[int] = ..., marketplace: _Optional[str] = ...) -> None: ...
-
 class ListDueSyncsResponse(_message.Message):
     __slots__ = ("due",)
     DUE_FIELD_NUMBER: _ClassVar[int]
-    due: _containers.RepeatedCompositeFieldContainer[DueSync]
-    def __init__(self, due: _Optional[_Iterable[_Union[DueSync, _Mapping]]] = ...) -> None: ...
+    due: _containers.RepeatedCompositeFieldContainer[_sync_pb2.DueSync]
+    def __init__(self, due: _Optional[_Iterable[_Union[_sync_pb2.DueSync, _Mapping]]] = ...) -> None: ...

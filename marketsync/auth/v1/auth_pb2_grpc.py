@@ -788,7 +788,7 @@ class AuthInternalServiceStub:
         self.HeartbeatSyncLog = channel.unary_unary(
                 '/marketsync.auth.v1.AuthInternalService/HeartbeatSyncLog',
                 request_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.HeartbeatSyncLogRequest.SerializeToString,
-                response_deserializer=marketsync_dot_sync_dot_v1_dot_sync__pb2.SyncLog.FromString,
+                response_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.HeartbeatSyncLogResponse.FromString,
                 _registered_method=True)
         self.FinishSyncLog = channel.unary_unary(
                 '/marketsync.auth.v1.AuthInternalService/FinishSyncLog',
@@ -896,7 +896,7 @@ def add_AuthInternalServiceServicer_to_server(servicer, server):
             'HeartbeatSyncLog': grpc.unary_unary_rpc_method_handler(
                     servicer.HeartbeatSyncLog,
                     request_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.HeartbeatSyncLogRequest.FromString,
-                    response_serializer=marketsync_dot_sync_dot_v1_dot_sync__pb2.SyncLog.SerializeToString,
+                    response_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.HeartbeatSyncLogResponse.SerializeToString,
             ),
             'FinishSyncLog': grpc.unary_unary_rpc_method_handler(
                     servicer.FinishSyncLog,
@@ -1028,7 +1028,7 @@ class AuthInternalService:
             target,
             '/marketsync.auth.v1.AuthInternalService/HeartbeatSyncLog',
             marketsync_dot_auth_dot_v1_dot_auth__pb2.HeartbeatSyncLogRequest.SerializeToString,
-            marketsync_dot_sync_dot_v1_dot_sync__pb2.SyncLog.FromString,
+            marketsync_dot_auth_dot_v1_dot_auth__pb2.HeartbeatSyncLogResponse.FromString,
             options,
             channel_credentials,
             insecure,

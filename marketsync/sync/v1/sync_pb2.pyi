@@ -83,3 +83,25 @@ class SyncLog(_message.Message):
     duration_ms: int
     error: str
     def __init__(self, sync_id: _Optional[int] = ..., marketplace: _Optional[str] = ..., status: _Optional[str] = ..., items_fetched: _Optional[int] = ..., items_written: _Optional[int] = ..., items_unchanged: _Optional[int] = ..., items_failed: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_ms: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class StartDueSyncsRequest(_message.Message):
+    __slots__ = ("interval_seconds", "jitter_seconds")
+    INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    JITTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    interval_seconds: int
+    jitter_seconds: int
+    def __init__(self, interval_seconds: _Optional[int] = ..., jitter_seconds: _Optional[int] = ...) -> None: ...
+
+class DueSync(_message.Message):
+    __slots__ = ("organization_id", "marketplace")
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    MARKETPLACE_FIELD_NUMBER: _ClassVar[int]
+    organization_id: int
+    marketplace: str
+    def __init__(self, organization_id: _Optional[int] = ..., marketplace: _Optional[str] = ...) -> None: ...
+
+class StartDueSyncsResponse(_message.Message):
+    __slots__ = ("scheduled",)
+    SCHEDULED_FIELD_NUMBER: _ClassVar[int]
+    scheduled: _containers.RepeatedCompositeFieldContainer[DueSync]
+    def __init__(self, scheduled: _Optional[_Iterable[_Union[DueSync, _Mapping]]] = ...) -> None: ...
