@@ -1,0 +1,228 @@
+"""Accounts and sessions: register, log in and out, who am I, switch organization, sessions.
+
+A session row backs every token; the token carries its id. `check_session` is what the
+authentication interceptor asks: the session must be live and the user still a member of the
+token's organization, whose member row (not the token) gives the role.
+
+Logins are throttled per email: each attempt takes a numbered slot in the email's 15-minute
+window before the password is even checked, in one SQL statement, so a parallel burst cannot
+get more than 5 passwords checked. A successful login frees the slots.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from datetime import datetime, timedelta
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from marketsync.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+)
+from marketsync.identity import TOKEN_LIFETIME, Identity, issue_user_token, utcnow
+from services.auth import store
+from services.auth.models import (
+    IssuedToken,
+    LoginResult,
+    Me,
+    Membership,
+    Registration,
+    SessionInfo,
+)
+from services.auth.passwords import PasswordHasher
+
+LOGIN_ATTEMPT_LIMIT = 5
+LOGIN_WINDOW = timedelta(minutes=15)
+MIN_PASSWORD_LENGTH = 8
+MAX_EMAIL_LENGTH = 254
+MAX_NAME_LENGTH = 200
+WRONG_CREDENTIALS = "the email or password is wrong"
+SESSION_ENDED = "the session has ended; log in again"
+# Deliberately loose: one @, a dot in the domain, no spaces. Deliverability is not checkable here.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+
+
+def normalize_email(email: str) -> str:
+    """The email trimmed and lower-cased, or InvalidArgument if it is not an address."""
+    normalized = email.strip().lower()
+    if len(normalized) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(normalized):
+        raise InvalidArgument(f"email: {email!r} is not a valid email address")
+    return normalized
+
+
+def validate_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidArgument(f"password: must be at least {MIN_PASSWORD_LENGTH} characters long")
+
+
+def validate_name(value: str, field: str) -> str:
+    """The trimmed name, or InvalidArgument naming the field."""
+    name = value.strip()
+    if not name:
+        raise InvalidArgument(f"{field}: must not be empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidArgument(f"{field}: must be at most {MAX_NAME_LENGTH} characters")
+    return name
+
+
+class Accounts:
+    def __init__(
+        self, pool: AsyncConnectionPool, *, token_secret: str, passwords: PasswordHasher
+    ) -> None:
+        self._pool = pool
+        self._token_secret = token_secret
+        self._passwords = passwords
+
+    async def register(
+        self, *, email: str, password: str, name: str, organization_name: str
+    ) -> Registration:
+        email = normalize_email(email)
+        validate_password(password)
+        name = validate_name(name, "name")
+        organization_name = validate_name(organization_name, "organization_name")
+        password_hash = await self._passwords.hash(password)
+        async with self._pool.connection() as conn, conn.transaction():
+            user = await store.insert_user(
+                conn, email=email, name=name, password_hash=password_hash
+            )
+            if user is None:
+                raise AlreadyExists(f"email: an account with {email} already exists; log in")
+            organization = await store.insert_organization(conn, organization_name)
+            await store.insert_member(
+                conn, organization_id=organization.id, user_id=user.id, role="owner"
+            )
+            issued = await self._open_session(conn, user.id, organization.id, "owner")
+        return Registration(issued.token, issued.expires_at, user, organization)
+
+    async def login(
+        self, *, email: str, password: str, organization_id: int | None = None
+    ) -> LoginResult:
+        email = email.strip().lower()
+        if len(email) > MAX_EMAIL_LENGTH:  # no account can have it; keeps the counter table lean
+            raise Unauthenticated(WRONG_CREDENTIALS)
+        async with self._pool.connection() as conn:
+            attempts, window_ends = await store.count_login_attempt(
+                conn, email=email, window=LOGIN_WINDOW
+            )
+            found = await store.find_login(conn, email)
+        if attempts > LOGIN_ATTEMPT_LIMIT:
+            raise ResourceExhausted(_locked_message(window_ends))
+        user, password_hash = found if found is not None else (None, None)
+        if not await self._passwords.verify(password, password_hash) or user is None:
+            raise Unauthenticated(WRONG_CREDENTIALS)
+        async with self._pool.connection() as conn:
+            await store.clear_login_attempts(conn, email)
+        async with self._pool.connection() as conn, conn.transaction():
+            organizations = await store.memberships(conn, user.id)
+            membership = _pick_membership(organizations, organization_id)
+            issued = await self._open_session(
+                conn, user.id, membership.organization_id, membership.role
+            )
+        return LoginResult(
+            issued.token, issued.expires_at, user, membership.organization_id, organizations
+        )
+
+    async def logout(self, identity: Identity) -> None:
+        async with self._pool.connection() as conn:
+            await store.revoke_session(
+                conn, session_id=identity.session_id, user_id=identity.user_id
+            )
+
+    async def me(self, identity: Identity) -> Me:
+        async with self._pool.connection() as conn:
+            user = await store.get_user(conn, identity.user_id)
+            organizations = await store.memberships(conn, identity.user_id)
+        current = [m for m in organizations if m.organization_id == identity.organization_id]
+        if user is None or not current:
+            raise Unauthenticated(SESSION_ENDED)
+        return Me(user, identity.organization_id, current[0].role, organizations)
+
+    async def switch_organization(self, identity: Identity, organization_id: int) -> IssuedToken:
+        async with self._pool.connection() as conn, conn.transaction():
+            role = await store.member_role(
+                conn, organization_id=organization_id, user_id=identity.user_id
+            )
+            if role is None:
+                raise PermissionDenied(
+                    f"organization_id: you are not a member of organization {organization_id}"
+                )
+            return await self._open_session(conn, identity.user_id, organization_id, role)
+
+    async def list_sessions(self, identity: Identity) -> tuple[SessionInfo, ...]:
+        async with self._pool.connection() as conn:
+            return await store.live_sessions(
+                conn, user_id=identity.user_id, current_session_id=identity.session_id
+            )
+
+    async def revoke_session(self, identity: Identity, session_id: int) -> None:
+        async with self._pool.connection() as conn:
+            revoked = await store.revoke_session(
+                conn, session_id=session_id, user_id=identity.user_id
+            )
+        if not revoked:
+            raise NotFound(f"session_id: you have no session {session_id}")
+
+    async def check_session(self, identity: Identity) -> Identity:
+        """The identity with its current role, or Unauthenticated if it no longer holds."""
+        async with self._pool.connection() as conn:
+            role = await store.live_session_role(
+                conn,
+                session_id=identity.session_id,
+                user_id=identity.user_id,
+                organization_id=identity.organization_id,
+            )
+        if role is None:
+            raise Unauthenticated(SESSION_ENDED)
+        return dataclasses.replace(identity, role=role)
+
+    async def _open_session(
+        self, conn: AsyncConnection, user_id: int, organization_id: int, role: str
+    ) -> IssuedToken:
+        now = utcnow()
+        session_id = await store.insert_session(
+            conn,
+            user_id=user_id,
+            organization_id=organization_id,
+            created_at=now,
+            expires_at=now + TOKEN_LIFETIME,
+        )
+        token, expires_at = issue_user_token(
+            self._token_secret,
+            user_id=user_id,
+            organization_id=organization_id,
+            role=role,
+            session_id=session_id,
+            now=now,
+        )
+        return IssuedToken(token, expires_at)
+
+
+def _pick_membership(
+    organizations: tuple[Membership, ...], organization_id: int | None
+) -> Membership:
+    if not organizations:
+        raise PermissionDenied(
+            "you are not a member of any organization; ask an admin of one to add you"
+        )
+    if organization_id is None:
+        return organizations[0]
+    for membership in organizations:
+        if membership.organization_id == organization_id:
+            return membership
+    raise PermissionDenied(
+        f"organization_id: you are not a member of organization {organization_id}"
+    )
+
+
+def _locked_message(window_ends: datetime) -> str:
+    minutes = max(1, -(-int((window_ends - utcnow()).total_seconds()) // 60))
+    return f"too many failed logins for this email; try again in {minutes} minute" + (
+        "s" if minutes > 1 else ""
+    )

@@ -1,0 +1,126 @@
+"""What the auth domain answers: frozen values the servicer turns into protos."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    email: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """One of a user's organizations and the user's role in it."""
+
+    organization_id: int
+    name: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A user as seen from an organization's member list."""
+
+    user_id: int
+    email: str
+    name: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    token: str
+    expires_at: datetime
+    user: User
+    organization: Organization
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    token: str
+    expires_at: datetime
+    user: User
+    organization_id: int
+    organizations: tuple[Membership, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Me:
+    user: User
+    organization_id: int
+    role: str
+    organizations: tuple[Membership, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    id: int
+    created_at: datetime
+    expires_at: datetime
+    current: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialSummary:
+    """A marketplace's saved credentials without secrets: `masked` shows last 4 characters."""
+
+    marketplace: str
+    is_active: bool
+    updated_at: datetime
+    masked: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncLog:
+    id: int
+    organization_id: int
+    marketplace: str
+    status: str
+    items_fetched: int
+    items_written: int
+    items_unchanged: int
+    items_failed: int
+    error: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    duration_ms: int | None
+    heartbeat_at: datetime
+    trigger: str
+    started_by: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncLogPage:
+    logs: tuple[SyncLog, ...]
+    next_before_id: int | None  # pass as before_id for the next page; None on the last page
+
+
+@dataclass(frozen=True, slots=True)
+class SyncCounts:
+    items_fetched: int = 0
+    items_written: int = 0
+    items_unchanged: int = 0
+    items_failed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DueSync:
+    organization_id: int
+    marketplace: str

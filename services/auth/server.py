@@ -1,0 +1,96 @@
+"""The auth service: wiring of settings, database, domain and gRPC server.
+
+Start-up migrates the credentials database (safe with several replicas starting at once), then
+serves. Run: python -m services.auth.server
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from grpc import aio
+from pydantic import Field
+
+from marketsync.auth.v1 import auth_pb2, auth_pb2_grpc
+from marketsync.config import ServiceSettings, load_settings
+from marketsync.interceptors import AccessInterceptor
+from marketsync.logs import configure_logging
+from marketsync.server import create_server, serve_until_stopped
+from services.auth.accounts import Accounts
+from services.auth.credentials import Credentials
+from services.auth.database import open_pool
+from services.auth.migrations import migrate
+from services.auth.organizations import Organizations
+from services.auth.passwords import PasswordHasher
+from services.auth.servicer import AuthInternalServicer, AuthServicer, CredentialsServicer
+from services.auth.sync_logs import SyncLogs
+from services.auth.vault import Vault
+
+SERVICE_NAMES = tuple(
+    auth_pb2.DESCRIPTOR.services_by_name[name].full_name
+    for name in ("AuthService", "CredentialsService", "AuthInternalService")
+)
+OPEN_METHODS = frozenset(
+    {"/marketsync.auth.v1.AuthService/Register", "/marketsync.auth.v1.AuthService/Login"}
+)
+
+
+class AuthSettings(ServiceSettings):
+    grpc_port: int = Field(default=50051, ge=0, le=65535)
+    cred_database_url: str = Field(min_length=1)
+    credentials_encryption_key: str = Field(min_length=1)
+    # Off for a pooler that cannot keep prepared statements (PgBouncer before 1.21).
+    database_prepared_statements: bool = True
+    database_pool_size: int = Field(default=10, ge=1)
+    bcrypt_rounds: int = Field(default=12, ge=4, le=16)
+    # A running sync whose heartbeat is older than this is taken for dead.
+    sync_lease_seconds: int = Field(default=120, ge=10)
+
+
+async def main() -> None:
+    settings = load_settings(AuthSettings)
+    configure_logging("auth", settings.log_level)
+    await migrate(settings.cred_database_url)
+    pool = await open_pool(
+        settings.cred_database_url,
+        prepare_threshold=5 if settings.database_prepared_statements else None,
+        max_size=settings.database_pool_size,
+    )
+    accounts = Accounts(
+        pool, token_secret=settings.jwt_secret, passwords=PasswordHasher(settings.bcrypt_rounds)
+    )
+    organizations = Organizations(pool)
+    credentials = Credentials(pool, Vault.from_setting(settings.credentials_encryption_key))
+    sync_logs = SyncLogs(pool, lease=timedelta(seconds=settings.sync_lease_seconds))
+
+    def register(server: aio.Server) -> None:
+        auth_pb2_grpc.add_AuthServiceServicer_to_server(
+            AuthServicer(accounts, organizations), server
+        )
+        auth_pb2_grpc.add_CredentialsServiceServicer_to_server(
+            CredentialsServicer(credentials), server
+        )
+        auth_pb2_grpc.add_AuthInternalServiceServicer_to_server(
+            AuthInternalServicer(accounts, credentials, sync_logs), server
+        )
+
+    access = AccessInterceptor(
+        jwt_secret=settings.jwt_secret,
+        internal_service_key=settings.internal_service_key,
+        check_session=accounts.check_session,
+        open_methods=OPEN_METHODS,
+    )
+    service = create_server(
+        host=settings.grpc_host,
+        port=settings.grpc_port,
+        access=access,
+        service_names=SERVICE_NAMES,
+        register=register,
+    )
+    service.on_stop.append(pool.close)
+    await serve_until_stopped(service, settings.shutdown_grace_seconds)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

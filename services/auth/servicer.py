@@ -1,0 +1,317 @@
+"""Translation between the auth protos and the auth domain. No rules live here."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from grpc import aio
+
+from marketsync.auth.v1 import auth_pb2, auth_pb2_grpc
+from marketsync.convert import to_timestamp
+from marketsync.identity import Identity, current_identity
+from marketsync.sync.v1 import sync_pb2
+from services.auth.accounts import Accounts
+from services.auth.credentials import Credentials
+from services.auth.models import CredentialSummary, Member, Membership, SyncCounts, SyncLog, User
+from services.auth.organizations import Organizations
+from services.auth.sync_logs import SyncLogs
+
+
+def _user(user: User) -> auth_pb2.User:
+    return auth_pb2.User(id=user.id, email=user.email, name=user.name)
+
+
+def _memberships(memberships: tuple[Membership, ...]) -> list[auth_pb2.Membership]:
+    return [
+        auth_pb2.Membership(id=m.organization_id, name=m.name, role=m.role) for m in memberships
+    ]
+
+
+def _member(member: Member) -> auth_pb2.Member:
+    return auth_pb2.Member(
+        user_id=member.user_id, email=member.email, name=member.name, role=member.role
+    )
+
+
+def _credentials(summary: CredentialSummary) -> auth_pb2.CredentialsSummary:
+    return auth_pb2.CredentialsSummary(
+        marketplace=summary.marketplace,
+        is_active=summary.is_active,
+        updated_at=to_timestamp(summary.updated_at),
+        masked=summary.masked,
+    )
+
+
+def sync_log_message(log: SyncLog) -> sync_pb2.SyncLog:
+    return sync_pb2.SyncLog(
+        sync_id=log.id,
+        marketplace=log.marketplace,
+        status=log.status,
+        items_fetched=log.items_fetched,
+        items_written=log.items_written,
+        items_unchanged=log.items_unchanged,
+        items_failed=log.items_failed,
+        started_at=to_timestamp(log.started_at),
+        finished_at=to_timestamp(log.finished_at),
+        duration_ms=log.duration_ms or 0,
+        error=log.error or "",
+    )
+
+
+def _counts(counts: sync_pb2.SyncCounts) -> SyncCounts:
+    return SyncCounts(
+        items_fetched=counts.items_fetched,
+        items_written=counts.items_written,
+        items_unchanged=counts.items_unchanged,
+        items_failed=counts.items_failed,
+    )
+
+
+class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
+    def __init__(self, accounts: Accounts, organizations: Organizations) -> None:
+        self._accounts = accounts
+        self._organizations = organizations
+
+    async def Register(
+        self, request: auth_pb2.RegisterRequest, context: aio.ServicerContext
+    ) -> auth_pb2.RegisterResponse:
+        registration = await self._accounts.register(
+            email=request.email,
+            password=request.password,
+            name=request.name,
+            organization_name=request.organization_name,
+        )
+        return auth_pb2.RegisterResponse(
+            token=registration.token,
+            expires_at=to_timestamp(registration.expires_at),
+            user=_user(registration.user),
+            organization=auth_pb2.Organization(
+                id=registration.organization.id, name=registration.organization.name
+            ),
+        )
+
+    async def Login(
+        self, request: auth_pb2.LoginRequest, context: aio.ServicerContext
+    ) -> auth_pb2.LoginResponse:
+        result = await self._accounts.login(
+            email=request.email,
+            password=request.password,
+            organization_id=request.organization_id or None,
+        )
+        return auth_pb2.LoginResponse(
+            token=result.token,
+            expires_at=to_timestamp(result.expires_at),
+            user=_user(result.user),
+            organization_id=result.organization_id,
+            organizations=_memberships(result.organizations),
+        )
+
+    async def Logout(
+        self, request: auth_pb2.LogoutRequest, context: aio.ServicerContext
+    ) -> auth_pb2.LogoutResponse:
+        await self._accounts.logout(current_identity())
+        return auth_pb2.LogoutResponse()
+
+    async def GetMe(
+        self, request: auth_pb2.GetMeRequest, context: aio.ServicerContext
+    ) -> auth_pb2.GetMeResponse:
+        me = await self._accounts.me(current_identity())
+        return auth_pb2.GetMeResponse(
+            user=_user(me.user),
+            organization_id=me.organization_id,
+            role=me.role,
+            organizations=_memberships(me.organizations),
+        )
+
+    async def SwitchOrganization(
+        self, request: auth_pb2.SwitchOrganizationRequest, context: aio.ServicerContext
+    ) -> auth_pb2.SwitchOrganizationResponse:
+        issued = await self._accounts.switch_organization(
+            current_identity(), request.organization_id
+        )
+        return auth_pb2.SwitchOrganizationResponse(
+            token=issued.token, expires_at=to_timestamp(issued.expires_at)
+        )
+
+    async def ListSessions(
+        self, request: auth_pb2.ListSessionsRequest, context: aio.ServicerContext
+    ) -> auth_pb2.ListSessionsResponse:
+        sessions = await self._accounts.list_sessions(current_identity())
+        return auth_pb2.ListSessionsResponse(
+            sessions=[
+                auth_pb2.Session(
+                    id=s.id,
+                    created_at=to_timestamp(s.created_at),
+                    expires_at=to_timestamp(s.expires_at),
+                    current=s.current,
+                )
+                for s in sessions
+            ]
+        )
+
+    async def RevokeSession(
+        self, request: auth_pb2.RevokeSessionRequest, context: aio.ServicerContext
+    ) -> auth_pb2.RevokeSessionResponse:
+        await self._accounts.revoke_session(current_identity(), request.session_id)
+        return auth_pb2.RevokeSessionResponse()
+
+    async def CreateOrganization(
+        self, request: auth_pb2.CreateOrganizationRequest, context: aio.ServicerContext
+    ) -> auth_pb2.CreateOrganizationResponse:
+        organization = await self._organizations.create(current_identity(), request.name)
+        return auth_pb2.CreateOrganizationResponse(
+            organization=auth_pb2.Organization(id=organization.id, name=organization.name)
+        )
+
+    async def ListMembers(
+        self, request: auth_pb2.ListMembersRequest, context: aio.ServicerContext
+    ) -> auth_pb2.ListMembersResponse:
+        members = await self._organizations.list_members(current_identity())
+        return auth_pb2.ListMembersResponse(members=[_member(m) for m in members])
+
+    async def AddMember(
+        self, request: auth_pb2.AddMemberRequest, context: aio.ServicerContext
+    ) -> auth_pb2.AddMemberResponse:
+        member = await self._organizations.add_member(
+            current_identity(), email=request.email, role=request.role
+        )
+        return auth_pb2.AddMemberResponse(member=_member(member))
+
+    async def UpdateMemberRole(
+        self, request: auth_pb2.UpdateMemberRoleRequest, context: aio.ServicerContext
+    ) -> auth_pb2.UpdateMemberRoleResponse:
+        member = await self._organizations.change_role(
+            current_identity(), user_id=request.user_id, role=request.role
+        )
+        return auth_pb2.UpdateMemberRoleResponse(member=_member(member))
+
+    async def RemoveMember(
+        self, request: auth_pb2.RemoveMemberRequest, context: aio.ServicerContext
+    ) -> auth_pb2.RemoveMemberResponse:
+        await self._organizations.remove_member(current_identity(), request.user_id)
+        return auth_pb2.RemoveMemberResponse()
+
+
+class CredentialsServicer(auth_pb2_grpc.CredentialsServiceServicer):
+    def __init__(self, credentials: Credentials) -> None:
+        self._credentials = credentials
+
+    async def PutCredentials(
+        self, request: auth_pb2.PutCredentialsRequest, context: aio.ServicerContext
+    ) -> auth_pb2.CredentialsSummary:
+        summary = await self._credentials.save(
+            current_identity(), request.marketplace, dict(request.credentials)
+        )
+        return _credentials(summary)
+
+    async def ListCredentials(
+        self, request: auth_pb2.ListCredentialsRequest, context: aio.ServicerContext
+    ) -> auth_pb2.ListCredentialsResponse:
+        summaries = await self._credentials.list_all(current_identity())
+        return auth_pb2.ListCredentialsResponse(credentials=[_credentials(s) for s in summaries])
+
+    async def DeleteCredentials(
+        self, request: auth_pb2.DeleteCredentialsRequest, context: aio.ServicerContext
+    ) -> auth_pb2.DeleteCredentialsResponse:
+        await self._credentials.delete(current_identity(), request.marketplace)
+        return auth_pb2.DeleteCredentialsResponse()
+
+
+class AuthInternalServicer(auth_pb2_grpc.AuthInternalServiceServicer):
+    def __init__(self, accounts: Accounts, credentials: Credentials, sync_logs: SyncLogs) -> None:
+        self._accounts = accounts
+        self._credentials = credentials
+        self._sync_logs = sync_logs
+
+    async def CheckSession(
+        self, request: auth_pb2.CheckSessionRequest, context: aio.ServicerContext
+    ) -> auth_pb2.CheckSessionResponse:
+        # The role is a placeholder: the member row decides and check_session answers it.
+        claimed = Identity(
+            user_id=request.user_id,
+            organization_id=request.organization_id,
+            role="viewer",
+            session_id=request.session_id,
+        )
+        confirmed = await self._accounts.check_session(claimed)
+        return auth_pb2.CheckSessionResponse(role=confirmed.role)
+
+    async def GetMarketplaceCredentials(
+        self, request: auth_pb2.GetMarketplaceCredentialsRequest, context: aio.ServicerContext
+    ) -> auth_pb2.GetMarketplaceCredentialsResponse:
+        fields = await self._credentials.read_active_credentials(
+            request.organization_id, request.marketplace
+        )
+        return auth_pb2.GetMarketplaceCredentialsResponse(credentials=fields)
+
+    async def StartSyncLog(
+        self, request: auth_pb2.StartSyncLogRequest, context: aio.ServicerContext
+    ) -> sync_pb2.SyncLog:
+        log = await self._sync_logs.start(
+            organization_id=request.organization_id,
+            marketplace=request.marketplace,
+            trigger=request.trigger,
+            started_by=request.started_by_user_id or None,
+            not_started_within=(
+                timedelta(seconds=request.not_started_within_seconds)
+                if request.not_started_within_seconds
+                else None
+            ),
+        )
+        return sync_log_message(log)
+
+    async def HeartbeatSyncLog(
+        self, request: auth_pb2.HeartbeatSyncLogRequest, context: aio.ServicerContext
+    ) -> auth_pb2.HeartbeatSyncLogResponse:
+        await self._sync_logs.heartbeat(
+            organization_id=request.organization_id,
+            sync_id=request.sync_id,
+            counts=_counts(request.counts),
+        )
+        return auth_pb2.HeartbeatSyncLogResponse()
+
+    async def FinishSyncLog(
+        self, request: auth_pb2.FinishSyncLogRequest, context: aio.ServicerContext
+    ) -> sync_pb2.SyncLog:
+        log = await self._sync_logs.finish(
+            organization_id=request.organization_id,
+            sync_id=request.sync_id,
+            status=request.status,
+            counts=_counts(request.counts),
+            error=request.error or None,
+        )
+        return sync_log_message(log)
+
+    async def GetSyncLog(
+        self, request: auth_pb2.GetSyncLogRequest, context: aio.ServicerContext
+    ) -> sync_pb2.SyncLog:
+        log = await self._sync_logs.get(
+            organization_id=request.organization_id, sync_id=request.sync_id
+        )
+        return sync_log_message(log)
+
+    async def ListSyncLogs(
+        self, request: auth_pb2.ListSyncLogsRequest, context: aio.ServicerContext
+    ) -> auth_pb2.ListSyncLogsResponse:
+        page = await self._sync_logs.list_page(
+            organization_id=request.organization_id,
+            limit=request.page_size,
+            before_id=request.before_sync_id or None,
+        )
+        return auth_pb2.ListSyncLogsResponse(
+            logs=[sync_log_message(log) for log in page.logs],
+            next_before_sync_id=page.next_before_id or 0,
+        )
+
+    async def ListDueSyncs(
+        self, request: auth_pb2.ListDueSyncsRequest, context: aio.ServicerContext
+    ) -> auth_pb2.ListDueSyncsResponse:
+        due = await self._sync_logs.organizations_due_for_sync(
+            timedelta(seconds=request.interval_seconds)
+        )
+        return auth_pb2.ListDueSyncsResponse(
+            due=[
+                auth_pb2.DueSync(organization_id=d.organization_id, marketplace=d.marketplace)
+                for d in due
+            ]
+        )

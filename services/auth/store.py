@@ -1,0 +1,451 @@
+"""Every SQL statement of the auth service, parameterized.
+
+Functions take an open connection so the domain decides what shares a transaction. Each row an
+organization owns is read and written through its organization_id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import class_row
+
+from services.auth.models import (
+    DueSync,
+    Member,
+    Membership,
+    Organization,
+    SessionInfo,
+    SyncCounts,
+    SyncLog,
+    User,
+)
+from services.auth.vault import Sealed
+
+Conn = AsyncConnection
+
+# ---- users -------------------------------------------------------------------------------
+
+
+async def insert_user(conn: Conn, *, email: str, name: str, password_hash: str) -> User | None:
+    """The new user, or None when the email (any case) is taken."""
+    cursor = conn.cursor(row_factory=class_row(User))
+    await cursor.execute(
+        "INSERT INTO users (email, name, password_hash) VALUES (%s, %s, %s)"
+        " ON CONFLICT ((lower(email))) DO NOTHING RETURNING id, email, name",
+        (email, name, password_hash),
+    )
+    return await cursor.fetchone()
+
+
+async def find_login(conn: Conn, email: str) -> tuple[User, str] | None:
+    cursor = await conn.execute(
+        "SELECT id, email, name, password_hash FROM users WHERE lower(email) = lower(%s)",
+        (email,),
+    )
+    row = await cursor.fetchone()
+    return None if row is None else (User(row[0], row[1], row[2]), row[3])
+
+
+async def get_user(conn: Conn, user_id: int) -> User | None:
+    cursor = conn.cursor(row_factory=class_row(User))
+    await cursor.execute("SELECT id, email, name FROM users WHERE id = %s", (user_id,))
+    return await cursor.fetchone()
+
+
+async def find_user_by_email(conn: Conn, email: str) -> User | None:
+    cursor = conn.cursor(row_factory=class_row(User))
+    await cursor.execute(
+        "SELECT id, email, name FROM users WHERE lower(email) = lower(%s)", (email,)
+    )
+    return await cursor.fetchone()
+
+
+# ---- organizations and members -----------------------------------------------------------
+
+
+async def insert_organization(conn: Conn, name: str) -> Organization:
+    cursor = conn.cursor(row_factory=class_row(Organization))
+    await cursor.execute("INSERT INTO organizations (name) VALUES (%s) RETURNING id, name", (name,))
+    organization = await cursor.fetchone()
+    assert organization is not None
+    return organization
+
+
+async def lock_organization(conn: Conn, organization_id: int) -> None:
+    """Serialize membership changes of one organization until the transaction ends."""
+    await conn.execute("SELECT 1 FROM organizations WHERE id = %s FOR UPDATE", (organization_id,))
+
+
+async def insert_member(conn: Conn, *, organization_id: int, user_id: int, role: str) -> bool:
+    """False when the user already is a member."""
+    cursor = await conn.execute(
+        "INSERT INTO organization_members (organization_id, user_id, role) VALUES (%s, %s, %s)"
+        " ON CONFLICT (organization_id, user_id) DO NOTHING",
+        (organization_id, user_id, role),
+    )
+    return cursor.rowcount == 1
+
+
+async def memberships(conn: Conn, user_id: int) -> tuple[Membership, ...]:
+    """The user's organizations, oldest membership first."""
+    cursor = conn.cursor(row_factory=class_row(Membership))
+    await cursor.execute(
+        "SELECT m.organization_id, o.name, m.role FROM organization_members m"
+        " JOIN organizations o ON o.id = m.organization_id"
+        " WHERE m.user_id = %s ORDER BY m.created_at, m.organization_id",
+        (user_id,),
+    )
+    return tuple(await cursor.fetchall())
+
+
+async def member_role(conn: Conn, *, organization_id: int, user_id: int) -> str | None:
+    cursor = await conn.execute(
+        "SELECT role FROM organization_members WHERE organization_id = %s AND user_id = %s",
+        (organization_id, user_id),
+    )
+    row = await cursor.fetchone()
+    return None if row is None else row[0]
+
+
+async def list_members(conn: Conn, organization_id: int) -> tuple[Member, ...]:
+    cursor = conn.cursor(row_factory=class_row(Member))
+    await cursor.execute(
+        "SELECT u.id AS user_id, u.email, u.name, m.role FROM organization_members m"
+        " JOIN users u ON u.id = m.user_id WHERE m.organization_id = %s"
+        " ORDER BY m.created_at, u.id",
+        (organization_id,),
+    )
+    return tuple(await cursor.fetchall())
+
+
+async def get_member(conn: Conn, *, organization_id: int, user_id: int) -> Member | None:
+    cursor = conn.cursor(row_factory=class_row(Member))
+    await cursor.execute(
+        "SELECT u.id AS user_id, u.email, u.name, m.role FROM organization_members m"
+        " JOIN users u ON u.id = m.user_id WHERE m.organization_id = %s AND m.user_id = %s",
+        (organization_id, user_id),
+    )
+    return await cursor.fetchone()
+
+
+async def count_owners(conn: Conn, organization_id: int) -> int:
+    cursor = await conn.execute(
+        "SELECT count(*) FROM organization_members WHERE organization_id = %s AND role = 'owner'",
+        (organization_id,),
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def update_member_role(conn: Conn, *, organization_id: int, user_id: int, role: str) -> None:
+    await conn.execute(
+        "UPDATE organization_members SET role = %s WHERE organization_id = %s AND user_id = %s",
+        (role, organization_id, user_id),
+    )
+
+
+async def delete_member(conn: Conn, *, organization_id: int, user_id: int) -> None:
+    await conn.execute(
+        "DELETE FROM organization_members WHERE organization_id = %s AND user_id = %s",
+        (organization_id, user_id),
+    )
+
+
+# ---- sessions ------------------------------------------------------------------------------
+
+
+async def insert_session(
+    conn: Conn, *, user_id: int, organization_id: int, created_at: datetime, expires_at: datetime
+) -> int:
+    cursor = await conn.execute(
+        "INSERT INTO sessions (user_id, organization_id, created_at, expires_at)"
+        " VALUES (%s, %s, %s, %s) RETURNING id",
+        (user_id, organization_id, created_at, expires_at),
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def live_session_role(
+    conn: Conn, *, session_id: int, user_id: int, organization_id: int
+) -> str | None:
+    """The member role behind a session that is neither revoked nor expired, else None."""
+    cursor = await conn.execute(
+        "SELECT m.role FROM sessions s JOIN organization_members m"
+        " ON m.organization_id = s.organization_id AND m.user_id = s.user_id"
+        " WHERE s.id = %s AND s.user_id = %s AND s.organization_id = %s"
+        " AND s.revoked_at IS NULL AND s.expires_at > now()",
+        (session_id, user_id, organization_id),
+    )
+    row = await cursor.fetchone()
+    return None if row is None else row[0]
+
+
+async def revoke_session(conn: Conn, *, session_id: int, user_id: int) -> bool:
+    """False when the user has no such session; revoking twice keeps the first time."""
+    cursor = await conn.execute(
+        "UPDATE sessions SET revoked_at = coalesce(revoked_at, now())"
+        " WHERE id = %s AND user_id = %s",
+        (session_id, user_id),
+    )
+    return cursor.rowcount == 1
+
+
+async def live_sessions(
+    conn: Conn, *, user_id: int, current_session_id: int
+) -> tuple[SessionInfo, ...]:
+    cursor = conn.cursor(row_factory=class_row(SessionInfo))
+    await cursor.execute(
+        "SELECT id, created_at, expires_at, id = %s AS current FROM sessions"
+        " WHERE user_id = %s AND revoked_at IS NULL AND expires_at > now()"
+        " ORDER BY created_at DESC, id DESC",
+        (current_session_id, user_id),
+    )
+    return tuple(await cursor.fetchall())
+
+
+# ---- failed logins -------------------------------------------------------------------------
+
+
+async def count_login_attempt(conn: Conn, *, email: str, window: timedelta) -> tuple[int, datetime]:
+    """Count one more attempt for the email; return the count and when its window ends.
+
+    One statement, so concurrent attempts each get a distinct count; a window older than
+    `window` starts over at 1.
+    """
+    cursor = await conn.execute(
+        "INSERT INTO login_failures AS f (email, failures, window_started_at)"
+        " VALUES (lower(%(email)s), 1, now())"
+        " ON CONFLICT (email) DO UPDATE SET"
+        " failures = CASE WHEN f.window_started_at <= now() - %(window)s THEN 1"
+        "                 ELSE f.failures + 1 END,"
+        " window_started_at = CASE WHEN f.window_started_at <= now() - %(window)s THEN now()"
+        "                          ELSE f.window_started_at END"
+        " RETURNING failures, window_started_at + %(window)s",
+        {"email": email, "window": window},
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0]), row[1]
+
+
+async def clear_login_attempts(conn: Conn, email: str) -> None:
+    await conn.execute("DELETE FROM login_failures WHERE email = lower(%s)", (email,))
+
+
+# ---- marketplace credentials ---------------------------------------------------------------
+
+
+async def upsert_credentials(
+    conn: Conn, *, organization_id: int, marketplace: str, sealed: Sealed
+) -> tuple[bool, datetime]:
+    """Store the sealed credentials as active; return (is_active, updated_at)."""
+    cursor = await conn.execute(
+        "INSERT INTO api_credentials (organization_id, marketplace, key_id, nonce, ciphertext)"
+        " VALUES (%s, %s, %s, %s, %s)"
+        " ON CONFLICT (organization_id, marketplace) DO UPDATE SET"
+        " key_id = excluded.key_id, nonce = excluded.nonce, ciphertext = excluded.ciphertext,"
+        " is_active = true, updated_at = now()"
+        " RETURNING is_active, updated_at",
+        (organization_id, marketplace, sealed.key_id, sealed.nonce, sealed.ciphertext),
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+StoredCredentials = tuple[str, bool, datetime, Sealed]  # marketplace, is_active, updated_at
+
+
+def _stored(row: tuple) -> StoredCredentials:
+    marketplace, is_active, updated_at, key_id, nonce, ciphertext = row
+    return marketplace, is_active, updated_at, Sealed(key_id, bytes(nonce), bytes(ciphertext))
+
+
+_CREDENTIAL_COLUMNS = sql.SQL("marketplace, is_active, updated_at, key_id, nonce, ciphertext")
+
+
+async def list_credentials(conn: Conn, organization_id: int) -> list[StoredCredentials]:
+    cursor = await conn.execute(
+        sql.SQL(
+            "SELECT {} FROM api_credentials WHERE organization_id = %s ORDER BY marketplace"
+        ).format(_CREDENTIAL_COLUMNS),
+        (organization_id,),
+    )
+    return [_stored(row) for row in await cursor.fetchall()]
+
+
+async def get_credentials(
+    conn: Conn, *, organization_id: int, marketplace: str
+) -> StoredCredentials | None:
+    cursor = await conn.execute(
+        sql.SQL(
+            "SELECT {} FROM api_credentials WHERE organization_id = %s AND marketplace = %s"
+        ).format(_CREDENTIAL_COLUMNS),
+        (organization_id, marketplace),
+    )
+    row = await cursor.fetchone()
+    return None if row is None else _stored(row)
+
+
+async def delete_credentials(conn: Conn, *, organization_id: int, marketplace: str) -> bool:
+    cursor = await conn.execute(
+        "DELETE FROM api_credentials WHERE organization_id = %s AND marketplace = %s",
+        (organization_id, marketplace),
+    )
+    return cursor.rowcount == 1
+
+
+# ---- sync logs -----------------------------------------------------------------------------
+
+_SYNC_COLUMNS = sql.SQL(", ").join(
+    sql.Identifier(field.name) for field in dataclasses.fields(SyncLog)
+)
+_DURATION_MS = sql.SQL("(floor(extract(epoch FROM now() - started_at) * 1000))::bigint")
+
+
+async def fail_dead_sync(
+    conn: Conn, *, organization_id: int, marketplace: str, lease: timedelta, error: str
+) -> None:
+    """Mark failed the running sync whose last heartbeat is older than the lease."""
+    await conn.execute(
+        sql.SQL(
+            "UPDATE sync_logs SET status = 'failed', error = %s, finished_at = now(),"
+            " duration_ms = {} WHERE organization_id = %s AND marketplace = %s"
+            " AND status = 'running' AND heartbeat_at < now() - %s"
+        ).format(_DURATION_MS),
+        (error, organization_id, marketplace, lease),
+    )
+
+
+async def lock_sync_slot(conn: Conn, *, organization_id: int, marketplace: str) -> None:
+    """Serialize sync starts of one organization and marketplace until the transaction ends."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+        (f"sync_logs:{organization_id}:{marketplace}",),
+    )
+
+
+async def started_within(
+    conn: Conn, *, organization_id: int, marketplace: str, within: timedelta
+) -> bool:
+    cursor = await conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM sync_logs WHERE organization_id = %s AND marketplace = %s"
+        " AND started_at > now() - %s)",
+        (organization_id, marketplace, within),
+    )
+    row = await cursor.fetchone()
+    return bool(row and row[0])
+
+
+async def insert_running_sync(
+    conn: Conn, *, organization_id: int, marketplace: str, trigger: str, started_by: int | None
+) -> SyncLog | None:
+    """The new running log, or None when one is already running."""
+    cursor = conn.cursor(row_factory=class_row(SyncLog))
+    await cursor.execute(
+        sql.SQL(
+            "INSERT INTO sync_logs (organization_id, marketplace, trigger, started_by)"
+            " VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (organization_id, marketplace) WHERE status = 'running' DO NOTHING"
+            " RETURNING {}"
+        ).format(_SYNC_COLUMNS),
+        (organization_id, marketplace, trigger, started_by),
+    )
+    return await cursor.fetchone()
+
+
+async def heartbeat_sync(
+    conn: Conn, *, organization_id: int, sync_id: int, counts: SyncCounts
+) -> bool:
+    """False when no running sync has that id in the organization."""
+    cursor = await conn.execute(
+        "UPDATE sync_logs SET heartbeat_at = now(), items_fetched = %s, items_written = %s,"
+        " items_unchanged = %s, items_failed = %s"
+        " WHERE id = %s AND organization_id = %s AND status = 'running'",
+        (
+            counts.items_fetched,
+            counts.items_written,
+            counts.items_unchanged,
+            counts.items_failed,
+            sync_id,
+            organization_id,
+        ),
+    )
+    return cursor.rowcount == 1
+
+
+async def finish_sync(
+    conn: Conn,
+    *,
+    organization_id: int,
+    sync_id: int,
+    status: str,
+    counts: SyncCounts,
+    error: str | None,
+) -> SyncLog | None:
+    """The finished log, or None when no running sync has that id in the organization."""
+    cursor = conn.cursor(row_factory=class_row(SyncLog))
+    await cursor.execute(
+        sql.SQL(
+            "UPDATE sync_logs SET status = %s, items_fetched = %s, items_written = %s,"
+            " items_unchanged = %s, items_failed = %s, error = %s, finished_at = now(),"
+            " heartbeat_at = now(), duration_ms = {}"
+            " WHERE id = %s AND organization_id = %s AND status = 'running' RETURNING {}"
+        ).format(_DURATION_MS, _SYNC_COLUMNS),
+        (
+            status,
+            counts.items_fetched,
+            counts.items_written,
+            counts.items_unchanged,
+            counts.items_failed,
+            error,
+            sync_id,
+            organization_id,
+        ),
+    )
+    return await cursor.fetchone()
+
+
+async def get_sync(conn: Conn, *, organization_id: int, sync_id: int) -> SyncLog | None:
+    cursor = conn.cursor(row_factory=class_row(SyncLog))
+    await cursor.execute(
+        sql.SQL("SELECT {} FROM sync_logs WHERE id = %s AND organization_id = %s").format(
+            _SYNC_COLUMNS
+        ),
+        (sync_id, organization_id),
+    )
+    return await cursor.fetchone()
+
+
+async def list_syncs(
+    conn: Conn, *, organization_id: int, limit: int, before_id: int | None
+) -> list[SyncLog]:
+    """Newest first; only ids below before_id when it is given."""
+    cursor = conn.cursor(row_factory=class_row(SyncLog))
+    await cursor.execute(
+        sql.SQL(
+            "SELECT {} FROM sync_logs WHERE organization_id = %s"
+            " AND (%s::bigint IS NULL OR id < %s) ORDER BY id DESC LIMIT %s"
+        ).format(_SYNC_COLUMNS),
+        (organization_id, before_id, before_id, limit),
+    )
+    return await cursor.fetchall()
+
+
+async def due_syncs(conn: Conn, interval: timedelta) -> list[DueSync]:
+    cursor = conn.cursor(row_factory=class_row(DueSync))
+    await cursor.execute(
+        "SELECT c.organization_id, c.marketplace FROM api_credentials c"
+        " WHERE c.is_active AND NOT EXISTS ("
+        "   SELECT 1 FROM sync_logs s WHERE s.organization_id = c.organization_id"
+        "   AND s.marketplace = c.marketplace AND s.started_at > now() - %s)"
+        " ORDER BY c.organization_id, c.marketplace",
+        (interval,),
+    )
+    return await cursor.fetchall()

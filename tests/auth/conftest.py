@@ -1,0 +1,137 @@
+"""A real PostgreSQL (pgserver) for the auth tests, started once per test session.
+
+As root pgserver runs postgres as the system user `pgserver`; it listens on a Unix socket in
+its data directory only, so nothing binds a TCP port. One database is migrated once and shared:
+tests make their own users and organizations (unique emails), so they stay independent.
+Tests needing an empty database take `empty_database_url`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from marketsync.identity import Identity, verify_user_token
+from services.auth.accounts import Accounts
+from services.auth.credentials import Credentials
+from services.auth.database import open_pool
+from services.auth.migrations import migrate
+from services.auth.models import Registration
+from services.auth.organizations import Organizations
+from services.auth.passwords import PasswordHasher
+from services.auth.sync_logs import SyncLogs
+from services.auth.vault import Vault, generate_key
+
+with warnings.catch_warnings():
+    # platformdirs warns at import that XDG_RUNTIME_DIR is unset; pgserver then uses /tmp.
+    warnings.simplefilter("ignore")
+    import pgserver
+
+TOKEN_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[pgserver.PostgresServer]:
+    data_dir = Path(tempfile.mkdtemp(prefix="auth-tests-pg-"))
+    server = pgserver.get_server(data_dir, cleanup_mode="delete")
+    yield server
+    server.cleanup()
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def create_database(server: pgserver.PostgresServer) -> str:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return server.get_uri(name)
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres: pgserver.PostgresServer) -> str:
+    url = create_database(postgres)
+    asyncio.run(migrate(url))
+    return url
+
+
+@pytest.fixture
+def empty_database_url(postgres: pgserver.PostgresServer) -> str:
+    return create_database(postgres)
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool]:
+    pool = await open_pool(database_url, prepare_threshold=None, max_size=8)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+def passwords() -> PasswordHasher:
+    return PasswordHasher(rounds=4)  # the cheapest cost: tests check logic, not hash strength
+
+
+@pytest.fixture
+def accounts(pool: AsyncConnectionPool, passwords: PasswordHasher) -> Accounts:
+    return Accounts(pool, token_secret=TOKEN_SECRET, passwords=passwords)
+
+
+@pytest.fixture
+def organizations(pool: AsyncConnectionPool) -> Organizations:
+    return Organizations(pool)
+
+
+@pytest.fixture(scope="session")
+def encryption_key() -> str:
+    return generate_key()
+
+
+@pytest.fixture
+def credentials(pool: AsyncConnectionPool, encryption_key: str) -> Credentials:
+    return Credentials(pool, Vault.from_setting(f"k1:{encryption_key}"))
+
+
+@pytest.fixture
+def sync_logs(pool: AsyncConnectionPool) -> SyncLogs:
+    return SyncLogs(pool)
+
+
+@dataclass(frozen=True)
+class SignedUp:
+    email: str
+    password: str
+    registration: Registration
+    identity: Identity
+
+
+Signup = Callable[..., Awaitable[SignedUp]]
+
+
+@pytest.fixture
+def signup(accounts: Accounts) -> Signup:
+    """Register a new user with a unique email; the user owns a new organization."""
+
+    async def register(label: str = "user", password: str = PASSWORD) -> SignedUp:
+        email = f"{label}-{uuid.uuid4().hex[:10]}@example.com"
+        registration = await accounts.register(
+            email=email, password=password, name=label.title(), organization_name=f"{label} Inc"
+        )
+        identity = verify_user_token(TOKEN_SECRET, registration.token)
+        return SignedUp(email, password, registration, identity)
+
+    return register
