@@ -146,6 +146,8 @@ def _base_env(data_dir: Path, overrides: Mapping[str, str]) -> dict[str, str]:
             lambda: "dev1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
         ),
         "PYTHONUNBUFFERED": "1",
+        # The local stack runs the scheduler inside sync; Kubernetes uses a CronJob instead.
+        "SYNC_SCHEDULE_INTERVAL_SECONDS": "3600",
     }
     for name, default in defaults.items():
         if not env.get(name):

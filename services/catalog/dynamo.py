@@ -1,0 +1,120 @@
+"""The DynamoDB client, error translation and the limits DynamoDB enforces but local servers don't.
+
+One client per process: boto3 clients are thread-safe and hold the connection pool, so the
+servicer's worker threads share it.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from marketsync.errors import ResourceExhausted, Unavailable
+
+MAX_ITEM_BYTES = 400 * 1024
+MAX_BATCH_WRITE_ITEMS = 25
+MAX_BATCH_GET_KEYS = 100
+# botocore's own attempts per call; our batch loops retry unprocessed items on top of these.
+CLIENT_MAX_ATTEMPTS = 5
+CLIENT_POOL_CONNECTIONS = 32
+
+THROTTLING_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+    }
+)
+CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+def make_dynamodb_client(region: str, endpoint_url: str | None) -> Any:
+    """A DynamoDB client for AWS (endpoint_url None) or a local server at endpoint_url."""
+    config = Config(
+        retries={"mode": "adaptive", "max_attempts": CLIENT_MAX_ATTEMPTS},
+        max_pool_connections=CLIENT_POOL_CONNECTIONS,
+        connect_timeout=5,
+        read_timeout=10,
+    )
+    return boto3.client(
+        "dynamodb", region_name=region, endpoint_url=endpoint_url or None, config=config
+    )
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def is_retryable(exc: Exception) -> bool:
+    """Throttling, server faults and network trouble: worth another try after a pause."""
+    if isinstance(exc, BotoConnectionError | HTTPClientError):
+        return True
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return error_code(exc) in THROTTLING_CODES or status >= 500
+    return False
+
+
+def translate(exc: Exception) -> Exception:
+    """The domain error a client sees for a failed DynamoDB call."""
+    if isinstance(exc, ClientError) and error_code(exc) in THROTTLING_CODES:
+        return ResourceExhausted("the product store is busy; retry in a few seconds")
+    return Unavailable("the product store is unavailable; retry later")
+
+
+@contextmanager
+def dynamodb_errors() -> Iterator[None]:
+    """Turn botocore failures into domain errors, so none reaches a client raw."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(exc) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential backoff with full jitter, bounded by a deadline."""
+
+    base_seconds: float = 0.05
+    cap_seconds: float = 2.0
+    deadline_seconds: float = 20.0
+
+    def delay(self, attempt: int) -> float:
+        return random.uniform(0, min(self.cap_seconds, self.base_seconds * 2**attempt))  # noqa: S311
+
+    def sleep(self, attempt: int, deadline: float) -> bool:
+        """Sleep before retry number `attempt`; False when the deadline leaves no time for it."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        time.sleep(min(self.delay(attempt), remaining))
+        return True
+
+
+def item_size(item: dict[str, dict[str, str]]) -> int:
+    """An item's size as DynamoDB counts it (attribute names plus values), in bytes."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(value: dict[str, str]) -> int:
+    """Strings and numbers: the only types catalog items hold."""
+    kind, content = next(iter(value.items()))
+    if kind == "S":
+        return len(content.encode())
+    if kind == "N":
+        return _number_size(content)
+    raise ValueError(f"catalog items hold no DynamoDB {kind} values")
+
+
+def _number_size(text: str) -> int:
+    significant = text.lstrip("-").replace(".", "").strip("0")
+    return (len(significant) + 1) // 2 + 1

@@ -1,0 +1,81 @@
+"""The catalog service: wiring of settings, DynamoDB, store and gRPC server.
+
+Run: python -m services.catalog.server
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from grpc import aio
+from pydantic import Field
+
+from marketsync.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from marketsync.config import ServiceSettings, load_settings
+from marketsync.interceptors import AccessInterceptor
+from marketsync.logs import configure_logging
+from marketsync.page_tokens import derive_key
+from marketsync.server import create_server, serve_until_stopped
+from marketsync.service_auth import ServiceCredential, internal_channel
+from marketsync.sessions import RemoteSessionChecker
+from services.catalog.dynamo import make_dynamodb_client
+from services.catalog.servicer import CatalogInternalServicer, CatalogServicer
+from services.catalog.store import ProductStore
+from services.catalog.tables import ensure_table
+
+SERVICE_NAMES = tuple(
+    catalog_pb2.DESCRIPTOR.services_by_name[name].full_name
+    for name in ("CatalogService", "CatalogInternalService")
+)
+
+
+class CatalogSettings(ServiceSettings):
+    grpc_port: int = Field(default=50052, ge=0, le=65535)
+    auth_address: str = Field(min_length=1)
+    products_table_name: str = Field(min_length=3, max_length=255)
+    aws_region: str = "us-east-1"
+    # Unset: AWS itself.
+    dynamodb_endpoint_url: str | None = None
+    # For the local stack; in production a platform team creates the table (`make table`).
+    create_products_table: bool = False
+
+
+async def main() -> None:
+    settings = load_settings(CatalogSettings)
+    configure_logging("catalog", settings.log_level)
+    client = make_dynamodb_client(settings.aws_region, settings.dynamodb_endpoint_url)
+    if settings.create_products_table:
+        await asyncio.to_thread(ensure_table, client, settings.products_table_name)
+    store = ProductStore(
+        client,
+        settings.products_table_name,
+        derive_key(settings.jwt_secret, "catalog products"),
+    )
+    auth = internal_channel(
+        settings.auth_address, ServiceCredential(settings.internal_service_key, "catalog")
+    )
+
+    def register(server: aio.Server) -> None:
+        catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(store), server)
+        catalog_pb2_grpc.add_CatalogInternalServiceServicer_to_server(
+            CatalogInternalServicer(store), server
+        )
+
+    access = AccessInterceptor(
+        jwt_secret=settings.jwt_secret,
+        internal_service_key=settings.internal_service_key,
+        check_session=RemoteSessionChecker(auth),
+    )
+    service = create_server(
+        host=settings.grpc_host,
+        port=settings.grpc_port,
+        access=access,
+        service_names=SERVICE_NAMES,
+        register=register,
+    )
+    service.on_stop.append(auth.close)
+    await serve_until_stopped(service, settings.shutdown_grace_seconds)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

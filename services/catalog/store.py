@@ -1,0 +1,646 @@
+"""Products in DynamoDB, one partition per (organization, SKU): METADATA, LISTING#{marketplace}.
+
+Concurrency: each marketplace writes only its own LISTING# item, and price points have unique
+PRICE#{time}#{random} keys, so neither is ever overwritten by another writer. Every write puts
+those side items first and METADATA last, whose content hash then vouches for them (an equal
+hash means nothing to write). Single upserts put METADATA on condition of its `version` and
+retry on conflict; BatchWriteItem cannot be conditional, so its top-level fields are last-wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from marketsync.errors import InvalidArgument, NotFound, Unavailable
+from marketsync.identity import utcnow
+from marketsync.page_tokens import PageTokenSigner
+from services.catalog.domain import (
+    MARKETPLACES,
+    MAX_BATCH_SIZE,
+    BatchResult,
+    Listing,
+    PricePoint,
+    Product,
+    ProductInput,
+    ProductPage,
+    format_price,
+    format_timestamp,
+    normalize_price,
+    parse_timestamp,
+    validate_marketplace,
+    validate_page_size,
+    validate_product_input,
+    validate_sku,
+)
+from services.catalog.dynamo import (
+    CONDITION_FAILED,
+    MAX_BATCH_GET_KEYS,
+    MAX_BATCH_WRITE_ITEMS,
+    MAX_ITEM_BYTES,
+    THROTTLING_CODES,
+    Backoff,
+    dynamodb_errors,
+    error_code,
+    is_retryable,
+    item_size,
+    translate,
+)
+from services.catalog.tables import GSI1
+
+METADATA = "METADATA"
+LISTING_PREFIX = "LISTING#"
+PRICE_PREFIX = "PRICE#"
+MAX_CONFLICT_RETRIES = 10
+# With a marketplace filter most products read may be skipped, so read in full pages.
+FILTERED_QUERY_LIMIT = 100
+_LIST_QUERY = "catalog.products"
+
+Key = tuple[str, str]  # (PK, SK)
+Item = dict[str, dict[str, str]]
+
+
+def product_pk(organization_id: int, sku: str) -> str:
+    return f"ORG#{organization_id}#PRODUCT#{sku}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Everything one product write puts, side items before the METADATA item."""
+
+    sku: str
+    product_item: Item
+    side_items: list[Item]
+    price_point_key: Key | None
+    expected_version: int | None  # None: the product must not exist yet
+
+
+class ProductStore:
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        page_token_key: bytes,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        backoff: Backoff = Backoff(),  # noqa: B008 - frozen, shared safely
+    ) -> None:
+        self._client = client
+        self._table = table_name
+        self._tokens = PageTokenSigner(page_token_key)
+        self._clock = clock
+        self._backoff = backoff
+
+    # Reads
+
+    def get(self, organization_id: int, sku: str) -> Product:
+        validate_sku(sku)
+        item, listings = self._read_product(product_pk(organization_id, sku))
+        if item is None:
+            raise NotFound(f"product {sku} does not exist")
+        return _product_from_item(item, listings)
+
+    def list_page(
+        self, organization_id: int, page_size: int, page_token: str = "", marketplace: str = ""
+    ) -> ProductPage:
+        """Newest first; with a marketplace, only products that have a listing there."""
+        validate_page_size(page_size)
+        validate_marketplace(marketplace)
+        binding = {
+            "query": _LIST_QUERY,
+            "organization_id": organization_id,
+            "marketplace": marketplace,
+        }
+        start_key = None
+        if page_token:
+            start_key = self._start_key(organization_id, self._tokens.decode(page_token, binding))
+        # One product past the page tells whether another page exists, so the last page
+        # carries no token even where DynamoDB returns a LastEvaluatedKey after it.
+        found: list[Item] = []
+        listings: dict[str, tuple[Listing, ...]] = {}
+        while len(found) <= page_size:
+            needed = page_size + 1 - len(found)
+            query: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": GSI1,
+                "KeyConditionExpression": "organizationId = :org",
+                "ExpressionAttributeValues": {":org": {"N": str(organization_id)}},
+                "ScanIndexForward": False,
+                "Limit": max(needed, FILTERED_QUERY_LIMIT) if marketplace else needed,
+            }
+            if start_key:
+                query["ExclusiveStartKey"] = start_key
+            with dynamodb_errors():
+                answer = self._client.query(**query)
+            items = answer.get("Items", [])
+            if marketplace:
+                # Filtered here, not with a FilterExpression: listings are separate items.
+                listings |= self._listings_of(items)
+                items = [item for item in items if _listed_on(listings, item, marketplace)]
+            found.extend(items[:needed])
+            start_key = answer.get("LastEvaluatedKey")
+            if not start_key:
+                break
+        page = found[:page_size]
+        if not marketplace:
+            listings = self._listings_of(page)
+        next_token = ""
+        if len(found) > page_size:
+            last = page[-1]
+            next_token = self._tokens.encode(
+                {"sku": last["sku"]["S"], "created_at": last["created_at"]["S"]}, binding
+            )
+        products = [_product_from_item(item, listings.get(item["PK"]["S"], ())) for item in page]
+        return ProductPage(products=products, next_page_token=next_token)
+
+    def price_history(self, organization_id: int, sku: str) -> list[PricePoint]:
+        """Oldest first."""
+        validate_sku(sku)
+        pk = product_pk(organization_id, sku)
+        items = self._query_partition(
+            pk,
+            "PK = :pk AND begins_with(SK, :prefix)",
+            {":pk": {"S": pk}, ":prefix": {"S": PRICE_PREFIX}},
+        )
+        if not items and self._read_product(pk)[0] is None:
+            raise NotFound(f"product {sku} does not exist")
+        return [
+            PricePoint(
+                price=normalize_price(Decimal(item["price"]["N"])),
+                currency=item["currency"]["S"],
+                recorded_at=parse_timestamp(item["recorded_at"]["S"]),
+            )
+            for item in items
+        ]
+
+    # Writes
+
+    def upsert(self, organization_id: int, product: ProductInput) -> Product:
+        """Store one product; returns it as stored. Unchanged content writes nothing."""
+        validate_product_input(product)
+        pk = product_pk(organization_id, product.sku)
+        for attempt in range(MAX_CONFLICT_RETRIES):
+            current, listings = self._read_product(pk)
+            plan = _plan_write(organization_id, product, current, self._clock())
+            if plan is None:
+                assert current is not None
+                return _product_from_item(current, listings)
+            _check_size(plan)
+            if self._put_conditionally(plan):
+                written = _listing_from_item(plan.side_items[0]) if product.marketplace else None
+                others = tuple(lst for lst in listings if lst.marketplace != product.marketplace)
+                merged = tuple(sorted((*others, *filter(None, [written])), key=_listing_order))
+                return _product_from_item(plan.product_item, merged)
+            time.sleep(self._backoff.delay(attempt))
+        raise Unavailable(
+            f"product {product.sku} kept changing while it was being written; try again"
+        )
+
+    def batch_upsert(self, organization_id: int, products: Sequence[ProductInput]) -> BatchResult:
+        """Store up to 1000 products; a SKU given twice counts once and the last one wins."""
+        if len(products) > MAX_BATCH_SIZE:
+            raise InvalidArgument(
+                f"products holds {len(products)} items; a batch takes at most {MAX_BATCH_SIZE}"
+            )
+        result = BatchResult()
+        latest = {product.sku: product for product in products}
+        valid: dict[str, ProductInput] = {}
+        for sku, product in latest.items():
+            try:
+                validate_product_input(product)
+            except InvalidArgument as exc:
+                result.failed.append((sku, exc.message))
+                continue
+            valid[sku] = product
+        deadline = time.monotonic() + self._backoff.deadline_seconds
+        keys = {sku: (product_pk(organization_id, sku), METADATA) for sku in valid}
+        current, unread, read_retries = self._batch_get(keys.values(), deadline, consistent=True)
+        result.retries += read_retries
+        now = self._clock()
+        plans: list[_Plan] = []
+        for sku, product in valid.items():
+            if keys[sku] in unread:
+                result.failed.append((sku, "the stored product could not be read; not written"))
+                continue
+            plan = _plan_write(organization_id, product, current.get(keys[sku]), now)
+            if plan is None:
+                result.unchanged += 1
+                continue
+            try:
+                _check_size(plan)
+            except InvalidArgument as exc:
+                result.failed.append((sku, exc.message))
+                continue
+            plans.append(plan)
+        side_failures, side_retries = self._write_all(
+            [
+                (plan.sku, {"PutRequest": {"Item": item}})
+                for plan in plans
+                for item in plan.side_items
+            ],
+            deadline,
+        )
+        product_failures, product_retries = self._write_all(
+            [
+                (plan.sku, {"PutRequest": {"Item": plan.product_item}})
+                for plan in plans
+                if plan.sku not in side_failures
+            ],
+            deadline,
+        )
+        failures = side_failures | product_failures
+        result.failed.extend(failures.items())
+        result.upserted = len(plans) - len(failures)
+        result.retries += side_retries + product_retries
+        return result
+
+    def delete(self, organization_id: int, sku: str) -> None:
+        """Delete the product with its listings and price history; NotFound if absent."""
+        validate_sku(sku)
+        pk = product_pk(organization_id, sku)
+        items = self._query_partition(pk, "PK = :pk", {":pk": {"S": pk}}, projection="PK, SK")
+        if not any(item["SK"]["S"] == METADATA for item in items):
+            raise NotFound(f"product {sku} does not exist")
+        # METADATA goes last: until it does, the product is whole enough to delete again.
+        side = [
+            (sku, {"DeleteRequest": {"Key": item}}) for item in items if item["SK"]["S"] != METADATA
+        ]
+        failures, _ = self._write_all(side, time.monotonic() + self._backoff.deadline_seconds)
+        if failures:
+            raise Unavailable(f"product {sku} could not be deleted completely; try again")
+        with dynamodb_errors():
+            self._client.delete_item(
+                TableName=self._table, Key={"PK": {"S": pk}, "SK": {"S": METADATA}}
+            )
+
+    # DynamoDB calls
+
+    def _read_product(self, pk: str) -> tuple[Item | None, tuple[Listing, ...]]:
+        """METADATA and the listings in one strongly consistent Query: they sort side by side."""
+        items = self._query_partition(
+            pk,
+            "PK = :pk AND SK BETWEEN :first AND :last",
+            {":pk": {"S": pk}, ":first": {"S": LISTING_PREFIX}, ":last": {"S": METADATA}},
+        )
+        product = next((item for item in items if item["SK"]["S"] == METADATA), None)
+        listings = tuple(
+            sorted(
+                (_listing_from_item(item) for item in items if item["SK"]["S"] != METADATA),
+                key=_listing_order,
+            )
+        )
+        return product, listings
+
+    def _query_partition(
+        self, pk: str, condition: str, values: Item, projection: str | None = None
+    ) -> list[Item]:
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "ConsistentRead": True,
+        }
+        if projection:
+            query["ProjectionExpression"] = projection
+        items: list[Item] = []
+        with dynamodb_errors():
+            while True:
+                answer = self._client.query(**query)
+                items.extend(answer.get("Items", []))
+                if not answer.get("LastEvaluatedKey"):
+                    return items
+                query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def _put_conditionally(self, plan: _Plan) -> bool:
+        """Write the plan; False when another writer changed the product since it was read."""
+        if plan.expected_version is None:
+            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(PK)"}
+        else:
+            condition = {
+                "ConditionExpression": "version = :version",
+                "ExpressionAttributeValues": {":version": {"N": str(plan.expected_version)}},
+            }
+        with dynamodb_errors():
+            for item in plan.side_items:
+                self._client.put_item(TableName=self._table, Item=item)
+        try:
+            self._client.put_item(TableName=self._table, Item=plan.product_item, **condition)
+        except ClientError as exc:
+            if error_code(exc) != CONDITION_FAILED:
+                raise translate(exc) from exc
+        except BotoCoreError as exc:
+            raise translate(exc) from exc
+        else:
+            return True
+        if plan.price_point_key:
+            # The retry decides afresh whether the price changed; this point may not apply.
+            pk, sk = plan.price_point_key
+            with dynamodb_errors():
+                self._client.delete_item(
+                    TableName=self._table, Key={"PK": {"S": pk}, "SK": {"S": sk}}
+                )
+        return False
+
+    def _listings_of(self, items: list[Item]) -> dict[str, tuple[Listing, ...]]:
+        """Listings of products by PK: every marketplace's key, in as few BatchGetItem calls as
+        a page allows (two for 100 products). A set of marketplaces on the product item would
+        not save a call and could be lost: BatchWriteItem puts replace the whole item."""
+        keys = [
+            (item["PK"]["S"], LISTING_PREFIX + marketplace)
+            for item in items
+            for marketplace in MARKETPLACES
+        ]
+        found, unread, _ = self._batch_get(
+            keys, time.monotonic() + self._backoff.deadline_seconds, consistent=False
+        )
+        if unread:
+            raise Unavailable("the product store is busy; retry in a few seconds")
+        listings: dict[str, list[Listing]] = {}
+        for (pk, _sk), item in sorted(found.items()):
+            listings.setdefault(pk, []).append(_listing_from_item(item))
+        return {pk: tuple(entries) for pk, entries in listings.items()}
+
+    def _batch_get(
+        self, keys: Iterable[Key], deadline: float, *, consistent: bool
+    ) -> tuple[dict[Key, Item], set[Key], int]:
+        """Items found by key, keys still unread when the deadline passed, and retries made."""
+        queue = deque(keys)
+        found: dict[Key, Item] = {}
+        retries = 0
+        attempt = 0
+        while queue:
+            chunk = [queue.popleft() for _ in range(min(MAX_BATCH_GET_KEYS, len(queue)))]
+            request = {
+                self._table: {
+                    "Keys": [{"PK": {"S": pk}, "SK": {"S": sk}} for pk, sk in chunk],
+                    "ConsistentRead": consistent,
+                }
+            }
+            try:
+                answer = self._client.batch_get_item(RequestItems=request)
+            except (ClientError, BotoCoreError) as exc:
+                if not is_retryable(exc):
+                    raise translate(exc) from exc
+                unprocessed = chunk
+            else:
+                for item in answer.get("Responses", {}).get(self._table, []):
+                    found[(item["PK"]["S"], item["SK"]["S"])] = item
+                pending = answer.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
+                unprocessed = [(key["PK"]["S"], key["SK"]["S"]) for key in pending]
+            if not unprocessed:
+                attempt = 0
+                continue
+            retries += 1
+            if not self._backoff.sleep(attempt, deadline):
+                return found, {*unprocessed, *queue}, retries
+            attempt += 1
+            queue.extendleft(reversed(unprocessed))
+        return found, set(), retries
+
+    def _write_all(
+        self, requests: list[tuple[str, dict[str, Any]]], deadline: float
+    ) -> tuple[dict[str, str], int]:
+        """Send write requests 25 at a time, retrying unprocessed ones until the deadline.
+
+        Returns the SKUs whose requests were not all written, with the reason, and the number
+        of retries made.
+        """
+        owners = {_request_key(request): sku for sku, request in requests}
+        queue = deque(request for _, request in requests)
+        failures: dict[str, str] = {}
+        retries = 0
+        attempt = 0
+        while queue:
+            chunk = _take_distinct(queue)
+            try:
+                answer = self._client.batch_write_item(RequestItems={self._table: chunk})
+            except (ClientError, BotoCoreError) as exc:
+                if not is_retryable(exc):
+                    for request in chunk:
+                        failures[owners[_request_key(request)]] = _failure_message(exc)
+                    continue
+                unprocessed, reason = chunk, _failure_message(exc)
+            else:
+                unprocessed = answer.get("UnprocessedItems", {}).get(self._table, [])
+                reason = "DynamoDB kept throttling the write; this product was not stored"
+            if not unprocessed:
+                attempt = 0
+                continue
+            retries += 1
+            if not self._backoff.sleep(attempt, deadline):
+                for request in [*unprocessed, *queue]:
+                    failures[owners[_request_key(request)]] = reason
+                return failures, retries
+            attempt += 1
+            queue.extendleft(reversed(unprocessed))
+        return failures, retries
+
+    def _start_key(self, organization_id: int, payload: dict[str, Any]) -> Item:
+        sku, created_at = payload.get("sku"), payload.get("created_at")
+        if not isinstance(sku, str) or not isinstance(created_at, str):
+            raise InvalidArgument("page_token is not valid; start again without a page_token")
+        # Built from the caller's organization, never from anything the token says.
+        return {
+            "organizationId": {"N": str(organization_id)},
+            "created_at": {"S": created_at},
+            "PK": {"S": product_pk(organization_id, sku)},
+            "SK": {"S": METADATA},
+        }
+
+
+# Items
+
+
+def _plan_write(
+    organization_id: int, product: ProductInput, current: Item | None, now: datetime
+) -> _Plan | None:
+    """What writing `product` over `current` puts; None when the content is already stored."""
+    content_hash = _content_hash(product)
+    if current is not None and current.get("content_hash", {}).get("S") == content_hash:
+        return None
+    pk = product_pk(organization_id, product.sku)
+    stamp = format_timestamp(now)
+    side_items: list[Item] = []
+    if product.marketplace:
+        side_items.append(_listing_item(pk, product, stamp))
+    price_point_key = None
+    if product.price is not None and _price_changed(product, current):
+        price_point_key = (pk, f"{PRICE_PREFIX}{stamp}#{uuid.uuid4().hex[:12]}")
+        side_items.append(
+            _compact(
+                {
+                    "PK": {"S": pk},
+                    "SK": {"S": price_point_key[1]},
+                    "price": {"N": _number(product.price)},
+                    "currency": {"S": product.currency},
+                    "recorded_at": {"S": stamp},
+                }
+            )
+        )
+    version = int(current["version"]["N"]) if current else 0
+    previous_sync = current.get("synced_at", {}).get("S", "") if current else ""
+    product_item = _compact(
+        {
+            "PK": {"S": pk},
+            "SK": {"S": METADATA},
+            "organizationId": {"N": str(organization_id)},
+            "sku": {"S": product.sku},
+            "marketplace": {"S": product.marketplace},
+            "title": {"S": product.title},
+            "description": {"S": product.description},
+            "brand": {"S": product.brand},
+            "category": {"S": product.category},
+            "price": {"N": _number(product.price)} if product.price is not None else {},
+            "currency": {"S": product.currency},
+            "inventory_quantity": {"N": str(product.inventory_quantity)},
+            "image_url": {"S": product.image_url},
+            "asin": {"S": product.asin},
+            "created_at": current["created_at"] if current else {"S": stamp},
+            "updated_at": {"S": stamp},
+            "synced_at": {"S": stamp if product.marketplace else previous_sync},
+            "version": {"N": str(version + 1)},
+            "content_hash": {"S": content_hash},
+        }
+    )
+    return _Plan(
+        sku=product.sku,
+        product_item=product_item,
+        side_items=side_items,
+        price_point_key=price_point_key,
+        expected_version=version if current else None,
+    )
+
+
+def _listing_item(pk: str, product: ProductInput, stamp: str) -> Item:
+    return _compact(
+        {
+            "PK": {"S": pk},
+            "SK": {"S": LISTING_PREFIX + product.marketplace},
+            "marketplace": {"S": product.marketplace},
+            "price": {"N": _number(product.price)} if product.price is not None else {},
+            "currency": {"S": product.currency},
+            "inventory_quantity": {"N": str(product.inventory_quantity)},
+            "external_id": {"S": product.external_id},
+            "status": {"S": product.listing_status},
+            "synced_at": {"S": stamp},
+        }
+    )
+
+
+def _number(price: Decimal) -> str:
+    """Fixed-point text: "100", never "1E+2"."""
+    return format(price, "f")
+
+
+def _compact(item: dict[str, dict[str, str]]) -> Item:
+    """Leave out empty values: absent reads back as empty, and every server accepts it."""
+    return {name: value for name, value in item.items() if value and next(iter(value.values()))}
+
+
+def _price_changed(product: ProductInput, current: Item | None) -> bool:
+    if current is None or "price" not in current:
+        return True
+    stored = Decimal(current["price"]["N"])
+    return stored != product.price or current.get("currency", {}).get("S", "") != product.currency
+
+
+def _content_hash(product: ProductInput) -> str:
+    content = asdict(product) | {"price": format_price(product.price)}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _check_size(plan: _Plan) -> None:
+    for item in (plan.product_item, *plan.side_items):
+        if item_size(item) > MAX_ITEM_BYTES:
+            raise InvalidArgument(
+                f"product {plan.sku} is too large to store; shorten description or title"
+            )
+
+
+def _text(item: Item, name: str) -> str:
+    return item.get(name, {}).get("S", "")
+
+
+def _price(item: Item) -> Decimal | None:
+    return normalize_price(Decimal(item["price"]["N"])) if "price" in item else None
+
+
+def _product_from_item(item: Item, listings: tuple[Listing, ...]) -> Product:
+    synced_at = _text(item, "synced_at")
+    return Product(
+        sku=_text(item, "sku"),
+        marketplace=_text(item, "marketplace"),
+        title=_text(item, "title"),
+        description=_text(item, "description"),
+        brand=_text(item, "brand"),
+        category=_text(item, "category"),
+        price=_price(item),
+        currency=_text(item, "currency"),
+        inventory_quantity=int(item["inventory_quantity"]["N"]),
+        image_url=_text(item, "image_url"),
+        asin=_text(item, "asin"),
+        created_at=parse_timestamp(_text(item, "created_at")),
+        updated_at=parse_timestamp(_text(item, "updated_at")),
+        synced_at=parse_timestamp(synced_at) if synced_at else None,
+        listings=listings,
+    )
+
+
+def _listing_from_item(item: Item) -> Listing:
+    return Listing(
+        marketplace=_text(item, "marketplace"),
+        price=_price(item),
+        currency=_text(item, "currency"),
+        inventory_quantity=int(item["inventory_quantity"]["N"]),
+        external_id=_text(item, "external_id"),
+        status=_text(item, "status"),
+        synced_at=parse_timestamp(_text(item, "synced_at")),
+    )
+
+
+def _listed_on(listings: dict[str, tuple[Listing, ...]], item: Item, marketplace: str) -> bool:
+    return any(listing.marketplace == marketplace for listing in listings.get(item["PK"]["S"], ()))
+
+
+def _listing_order(listing: Listing) -> int:
+    return MARKETPLACES.index(listing.marketplace)
+
+
+def _request_key(request: dict[str, Any]) -> Key:
+    if "PutRequest" in request:
+        item = request["PutRequest"]["Item"]
+    else:
+        item = request["DeleteRequest"]["Key"]
+    return item["PK"]["S"], item["SK"]["S"]
+
+
+def _take_distinct(queue: deque[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Up to 25 requests with distinct keys, as BatchWriteItem demands."""
+    chunk: list[dict[str, Any]] = []
+    keys: set[Key] = set()
+    while queue and len(chunk) < MAX_BATCH_WRITE_ITEMS:
+        key = _request_key(queue[0])
+        if key in keys:
+            break
+        keys.add(key)
+        chunk.append(queue.popleft())
+    return chunk
+
+
+def _failure_message(exc: Exception) -> str:
+    if isinstance(exc, ClientError) and error_code(exc) in THROTTLING_CODES:
+        return "DynamoDB kept throttling the write; this product was not stored"
+    if is_retryable(exc):
+        return "the product store was unavailable; this product was not stored"
+    return "the product store refused this write; this product was not stored"

@@ -1,0 +1,87 @@
+"""The products table: the definition a platform team deploys, and a command that creates it.
+
+`python -m services.catalog.tables` creates PRODUCTS_TABLE_NAME in AWS_REGION (at
+DYNAMODB_ENDPOINT_URL when set, else real AWS) unless it exists, and waits until it is ACTIVE.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from services.catalog.dynamo import error_code, make_dynamodb_client
+
+GSI1 = "GSI1"
+# Short polls: a local server is ACTIVE within milliseconds, AWS within a minute or two.
+_WAIT = {"Delay": 0.1, "MaxAttempts": 3000}
+
+log = logging.getLogger(__name__)
+
+TABLE_DEFINITION: dict[str, Any] = {
+    "AttributeDefinitions": [
+        {"AttributeName": "PK", "AttributeType": "S"},
+        {"AttributeName": "SK", "AttributeType": "S"},
+        {"AttributeName": "organizationId", "AttributeType": "N"},
+        {"AttributeName": "created_at", "AttributeType": "S"},
+    ],
+    "KeySchema": [
+        {"AttributeName": "PK", "KeyType": "HASH"},
+        {"AttributeName": "SK", "KeyType": "RANGE"},
+    ],
+    "GlobalSecondaryIndexes": [
+        {
+            # Sparse: only product items carry organizationId and created_at.
+            "IndexName": GSI1,
+            "KeySchema": [
+                {"AttributeName": "organizationId", "KeyType": "HASH"},
+                {"AttributeName": "created_at", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+    ],
+    "BillingMode": "PAY_PER_REQUEST",
+}
+
+
+def ensure_table(client: Any, name: str) -> None:
+    """Create the table with GSI1 unless it exists; return once it is ACTIVE."""
+    try:
+        description = client.describe_table(TableName=name)["Table"]
+    except ClientError as exc:
+        if error_code(exc) != "ResourceNotFoundException":
+            raise
+        _create(client, name)
+    else:
+        indexes = {index["IndexName"] for index in description.get("GlobalSecondaryIndexes", [])}
+        if GSI1 not in indexes:
+            raise RuntimeError(f"table {name} exists without the {GSI1} index the catalog needs")
+    client.get_waiter("table_exists").wait(TableName=name, WaiterConfig=_WAIT)
+
+
+def _create(client: Any, name: str) -> None:
+    try:
+        client.create_table(TableName=name, **TABLE_DEFINITION)
+        log.info("created DynamoDB table %s", name)
+    except ClientError as exc:
+        # Another process created it between our describe and create: that is what we wanted.
+        if error_code(exc) != "ResourceInUseException":
+            raise
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    name = os.environ.get("PRODUCTS_TABLE_NAME", "")
+    if not name:
+        raise SystemExit("PRODUCTS_TABLE_NAME is not set")
+    client = make_dynamodb_client(
+        os.environ.get("AWS_REGION", "us-east-1"), os.environ.get("DYNAMODB_ENDPOINT_URL")
+    )
+    ensure_table(client, name)
+    log.info("table %s is ACTIVE", name)
+
+
+if __name__ == "__main__":
+    main()

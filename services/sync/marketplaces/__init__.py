@@ -1,0 +1,72 @@
+"""Clients that read a seller's whole catalogue from a marketplace, page by page.
+
+`AmazonCatalog(...).pages()` and `WalmartCatalog(...).pages()` are blocking iterators of
+`CatalogPage`s (each a bounded list of products plus the items that had to be skipped); an
+asyncio caller drives one from a worker thread with `pages_in_thread`. Failures that end a
+sync raise `MarketplaceError`, whose message is for the seller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import TypeVar, cast
+
+from services.sync.marketplaces.amazon import AmazonCatalog
+from services.sync.marketplaces.pacing import (
+    AMAZON_RATES,
+    DEFAULT_RATES,
+    WALMART_RATES,
+    Backoff,
+    Pacer,
+    Rate,
+)
+from services.sync.marketplaces.records import (
+    AMAZON,
+    WALMART,
+    AmazonEndpoints,
+    CatalogPage,
+    MarketplaceError,
+    MarketplaceProduct,
+    SkippedItem,
+    WalmartEndpoints,
+)
+from services.sync.marketplaces.walmart import WalmartCatalog
+
+T = TypeVar("T")
+
+__all__ = [
+    "AMAZON",
+    "AMAZON_RATES",
+    "DEFAULT_RATES",
+    "WALMART",
+    "WALMART_RATES",
+    "AmazonCatalog",
+    "AmazonEndpoints",
+    "Backoff",
+    "CatalogPage",
+    "MarketplaceError",
+    "MarketplaceProduct",
+    "Pacer",
+    "Rate",
+    "SkippedItem",
+    "WalmartCatalog",
+    "WalmartEndpoints",
+    "pages_in_thread",
+]
+
+_EXHAUSTED = object()
+
+
+async def pages_in_thread(pages: Iterator[T]) -> AsyncIterator[T]:
+    """Drives a blocking iterator from a worker thread, one item at a time, for asyncio code."""
+    try:
+        while True:
+            item = await asyncio.to_thread(next, pages, _EXHAUSTED)
+            if item is _EXHAUSTED:
+                return
+            yield cast(T, item)
+    finally:
+        close = getattr(pages, "close", None)
+        if close is not None:
+            await asyncio.to_thread(close)

@@ -1,0 +1,152 @@
+"""Pacing and retrying marketplace calls.
+
+Marketplaces limit each seller account per operation with token buckets; a sync that goes
+faster is throttled. One `Pacer` per process holds a bucket per (account, operation), so every
+sync of one account shares that account's allowance while other accounts never wait on it.
+Failures that may pass (throttling, 5xx, dropped connections, answers without data) are retried
+with exponential backoff and jitter, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from services.sync.marketplaces.records import MarketplaceError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Rate:
+    per_second: float
+    burst: int
+
+
+# The documented usage plans (requests per second, burst) per operation.
+AMAZON_RATES: Mapping[str, Rate] = {
+    "createReport": Rate(0.0167, 15),
+    "getReport": Rate(2, 15),
+    "getReportDocument": Rate(0.0167, 15),
+    "downloadReportDocument": Rate(2, 15),
+    "searchCatalogItems": Rate(2, 2),
+    "getInventorySummaries": Rate(2, 2),
+}
+WALMART_RATES: Mapping[str, Rate] = {
+    "getAllItems": Rate(4, 4),
+    "getInventories": Rate(4, 4),
+}
+DEFAULT_RATES: Mapping[str, Rate] = {**AMAZON_RATES, **WALMART_RATES}
+
+
+class TokenBucket:
+    def __init__(self, rate: Rate, now: float) -> None:
+        self._rate = rate
+        self._tokens = float(rate.burst)
+        self._updated = now
+
+    def reserve(self, now: float) -> float:
+        """Takes the next token and says how long to wait until it is there."""
+        elapsed = max(0.0, now - self._updated)
+        self._tokens = min(float(self._rate.burst), self._tokens + elapsed * self._rate.per_second)
+        self._updated = now
+        self._tokens -= 1
+        return 0.0 if self._tokens >= 0 else -self._tokens / self._rate.per_second
+
+
+class Pacer:
+    """Token buckets per (account, operation); `clock` and `sleep` are injectable for tests."""
+
+    def __init__(
+        self,
+        rates: Mapping[str, Rate] = DEFAULT_RATES,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._rates = dict(rates)
+        self.clock = clock
+        self.sleep = sleep
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, account: str, operation: str) -> None:
+        """Blocks until the account may call the operation again."""
+        with self._lock:
+            now = self.clock()
+            bucket = self._buckets.get((account, operation))
+            if bucket is None:
+                bucket = self._buckets[(account, operation)] = TokenBucket(
+                    self._rates[operation], now
+                )
+            delay = bucket.reserve(now)
+        if delay > 0:
+            self.sleep(delay)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with jitter: attempt n waits between half and all of base * 2**(n-1)."""
+
+    attempts: int = 6
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int, jitter: float) -> float:
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return ceiling / 2 + ceiling / 2 * jitter
+
+
+class Transient(Exception):
+    """An attempt failed in a way another attempt may not; `reason` completes "kept ..."."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TokenRejected(Exception):
+    """The marketplace refused the access token (expired or unknown): fetch a new one."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Makes one account's calls to one marketplace: paced, retried, re-authorized."""
+
+    marketplace_label: str
+    account: str
+    pacer: Pacer
+    backoff: Backoff
+    refresh_token: Callable[[], None]
+    jitter: Callable[[], float] = random.random
+
+    def call(self, operation: str, attempt: Callable[[], T]) -> T:
+        attempts = 0
+        refreshed = False
+        while True:
+            self.pacer.wait(self.account, operation)
+            try:
+                return attempt()
+            except TokenRejected as error:
+                # A token can expire mid-sync: refresh it once and go on. Rejecting the fresh
+                # token too means something else is wrong, and retrying would not help.
+                if refreshed:
+                    raise MarketplaceError(
+                        self.marketplace_label.lower(),
+                        f"{self.marketplace_label} rejected a freshly issued access token "
+                        f"({error}): reconnect your {self.marketplace_label} account",
+                    ) from error
+                refreshed = True
+                self.refresh_token()
+            except Transient as failure:
+                attempts += 1
+                if attempts >= self.backoff.attempts:
+                    raise MarketplaceError(
+                        self.marketplace_label.lower(),
+                        f"{self.marketplace_label} kept {failure.reason} after {attempts} attempts",
+                    ) from failure
+                self.pacer.sleep(self.backoff.delay(attempts, self.jitter()))

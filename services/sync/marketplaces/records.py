@@ -1,0 +1,82 @@
+"""What the marketplace clients hand to a sync: products, skipped items, failures, endpoints."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+AMAZON = "amazon"
+WALMART = "walmart"
+
+
+@dataclass(frozen=True)
+class MarketplaceProduct:
+    """One marketplace listing, mapped as the contract's "What a sync writes" table says."""
+
+    sku: str
+    marketplace: str
+    title: str
+    description: str
+    brand: str
+    category: str
+    price: Decimal
+    currency: str
+    inventory_quantity: int
+    image_url: str
+    asin: str
+    external_id: str
+    status: str
+
+
+@dataclass(frozen=True)
+class SkippedItem:
+    """A listing the marketplace gave that cannot become a product; the rest of the sync goes on."""
+
+    sku: str
+    message: str
+
+
+@dataclass(frozen=True)
+class CatalogPage:
+    """A bounded slice of a catalogue: a sync writes it, then asks for the next."""
+
+    products: list[MarketplaceProduct] = field(default_factory=list)
+    skipped: list[SkippedItem] = field(default_factory=list)
+
+
+class MarketplaceError(Exception):
+    """A sync cannot go on; the message is for the seller and says what to do."""
+
+    def __init__(self, marketplace: str, message: str) -> None:
+        super().__init__(message)
+        self.marketplace = marketplace
+        self.message = message
+
+
+@dataclass(frozen=True)
+class AmazonEndpoints:
+    """Where SP-API and Login with Amazon live: operator settings, never tenant data."""
+
+    sp_api: str = "https://sellingpartnerapi-na.amazon.com"
+    lwa_token_url: str = "https://api.amazon.com/auth/o2/token"  # noqa: S105 - a URL
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> AmazonEndpoints:
+        defaults = cls()
+        return cls(
+            sp_api=environ.get("AMAZON_SP_API_ENDPOINT") or defaults.sp_api,
+            lwa_token_url=environ.get("AMAZON_LWA_TOKEN_URL") or defaults.lwa_token_url,
+        )
+
+
+@dataclass(frozen=True)
+class WalmartEndpoints:
+    """Where the Walmart Marketplace API lives (`/v3/...` below it): an operator setting."""
+
+    base_url: str = "https://marketplace.walmartapis.com"
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> WalmartEndpoints:
+        return cls(base_url=environ.get("WALMART_API_BASE_URL") or cls().base_url)

@@ -1,0 +1,293 @@
+"""Running syncs: open a log with auth, pull a marketplace page by page, stream the products to
+the catalog while still fetching, heartbeat, and close the log with the outcome.
+
+A sync runs as a background task of the replica that started it; its log's heartbeat is its
+lease (auth takes a log without a heartbeat for longer than the lease for dead). Credentials are
+cached for at most 5 minutes, and dropped when a sync fails so corrected credentials are used
+by the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from grpc import aio
+
+from marketsync.auth.v1 import auth_pb2, auth_pb2_grpc
+from marketsync.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from marketsync.errors import InvalidArgument
+from marketsync.sync.v1 import sync_pb2
+from services.sync.marketplaces import (
+    AMAZON,
+    WALMART,
+    CatalogPage,
+    MarketplaceError,
+    MarketplaceProduct,
+    pages_in_thread,
+)
+
+log = logging.getLogger(__name__)
+
+MARKETPLACES = (AMAZON, WALMART)
+CREDENTIALS_CACHE_SECONDS = 300.0
+# How many failed SKUs a log's error names; the rest are counted and logged.
+NAMED_FAILURES = 5
+
+OpenCatalogue = Callable[[str, Mapping[str, str], int], Iterator[CatalogPage]]
+
+
+def validate_marketplace(marketplace: str) -> None:
+    if marketplace not in MARKETPLACES:
+        raise InvalidArgument(f"marketplace: must be amazon or walmart, got {marketplace!r}")
+
+
+class CredentialsCache:
+    def __init__(
+        self,
+        auth: auth_pb2_grpc.AuthInternalServiceStub,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._auth = auth
+        self._clock = clock
+        self._entries: dict[tuple[int, str], tuple[float, dict[str, str]]] = {}
+
+    async def get(self, organization_id: int, marketplace: str) -> dict[str, str]:
+        key = (organization_id, marketplace)
+        cached = self._entries.get(key)
+        if cached is None or self._clock() - cached[0] >= CREDENTIALS_CACHE_SECONDS:
+            answer = await self._auth.GetMarketplaceCredentials(
+                auth_pb2.GetMarketplaceCredentialsRequest(
+                    organization_id=organization_id, marketplace=marketplace
+                ),
+                timeout=10,
+            )
+            cached = (self._clock(), dict(answer.credentials))
+            self._entries[key] = cached
+        return cached[1]
+
+    def forget(self, organization_id: int, marketplace: str) -> None:
+        self._entries.pop((organization_id, marketplace), None)
+
+
+@dataclass
+class Progress:
+    fetched: int = 0
+    written: int = 0
+    unchanged: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def counts(self) -> sync_pb2.SyncCounts:
+        return sync_pb2.SyncCounts(
+            items_fetched=self.fetched,
+            items_written=self.written,
+            items_unchanged=self.unchanged,
+            items_failed=len(self.failures),
+        )
+
+    def failure_summary(self) -> str:
+        named = "; ".join(f"{sku}: {message}" for sku, message in self.failures[:NAMED_FAILURES])
+        more = len(self.failures) - NAMED_FAILURES
+        suffix = f"; and {more} more" if more > 0 else ""
+        return f"{len(self.failures)} products could not be stored: {named}{suffix}"
+
+
+def product_message(product: MarketplaceProduct) -> catalog_pb2.Product:
+    return catalog_pb2.Product(
+        sku=product.sku,
+        title=product.title,
+        description=product.description,
+        brand=product.brand,
+        category=product.category,
+        price=str(product.price),
+        currency=product.currency,
+        inventory_quantity=product.inventory_quantity,
+        image_url=product.image_url,
+        asin=product.asin,
+        listings=[
+            catalog_pb2.Listing(
+                marketplace=product.marketplace,
+                external_id=product.external_id,
+                status=product.status,
+            )
+        ],
+    )
+
+
+class SyncRunner:
+    def __init__(
+        self,
+        *,
+        auth: auth_pb2_grpc.AuthInternalServiceStub,
+        catalog: catalog_pb2_grpc.CatalogInternalServiceStub,
+        credentials: CredentialsCache,
+        open_catalogue: OpenCatalogue,
+        heartbeat_seconds: float = 15.0,
+        write_batch_size: int = 250,
+    ) -> None:
+        self._auth = auth
+        self._catalog = catalog
+        self._credentials = credentials
+        self._open_catalogue = open_catalogue
+        self._heartbeat_seconds = heartbeat_seconds
+        self._write_batch_size = write_batch_size
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(
+        self,
+        *,
+        organization_id: int,
+        marketplace: str,
+        trigger: str,
+        started_by: int = 0,
+        not_started_within_seconds: int = 0,
+    ) -> sync_pb2.SyncLog:
+        """Open the sync's log and run it in the background; answers the running log."""
+        validate_marketplace(marketplace)
+        credentials = await self._credentials.get(organization_id, marketplace)
+        sync_log = await self._auth.StartSyncLog(
+            auth_pb2.StartSyncLogRequest(
+                organization_id=organization_id,
+                marketplace=marketplace,
+                trigger=trigger,
+                started_by_user_id=started_by,
+                not_started_within_seconds=not_started_within_seconds,
+            ),
+            timeout=10,
+        )
+        self._spawn(self._run(organization_id, marketplace, sync_log.sync_id, credentials))
+        log.info(
+            "sync started",
+            extra={"sync_id": sync_log.sync_id, "organization_id": organization_id,
+                   "marketplace": marketplace, "trigger": trigger},
+        )  # fmt: skip
+        return sync_log
+
+    async def start_due(self, interval_seconds: int, jitter_seconds: int) -> list[sync_pb2.DueSync]:
+        """Schedule every due sync after a random delay within the jitter window."""
+        answer = await self._auth.ListDueSyncs(
+            auth_pb2.ListDueSyncsRequest(interval_seconds=interval_seconds), timeout=30
+        )
+        for due in answer.due:
+            delay = random.uniform(0, jitter_seconds)  # noqa: S311 - spreading load, not secrecy
+            self._spawn(self._start_later(due, delay, interval_seconds))
+        return list(answer.due)
+
+    async def _start_later(self, due: sync_pb2.DueSync, delay: float, interval: int) -> None:
+        await asyncio.sleep(delay)
+        try:
+            await self.start(
+                organization_id=due.organization_id,
+                marketplace=due.marketplace,
+                trigger="scheduled",
+                not_started_within_seconds=interval,
+            )
+        except aio.AioRpcError as exc:
+            # Another replica started it first, or its credentials went away: nothing to do.
+            log.info(
+                "scheduled sync not started",
+                extra={"organization_id": due.organization_id, "marketplace": due.marketplace,
+                       "reason": exc.details()},
+            )  # fmt: skip
+
+    def _spawn(self, work: object) -> None:
+        task = asyncio.create_task(work)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self) -> None:
+        """Cancel running syncs; their logs stop heart-beating and auth fails them by lease."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _run(
+        self, organization_id: int, marketplace: str, sync_id: int, credentials: Mapping[str, str]
+    ) -> None:
+        progress = Progress()
+        started = time.monotonic()
+        heartbeat = asyncio.create_task(self._heartbeat(organization_id, sync_id, progress))
+        status, error = "failed", ""
+        try:
+            await self._pull_into_catalog(organization_id, marketplace, credentials, progress)
+            status = "partial" if progress.failures else "succeeded"
+            error = progress.failure_summary() if progress.failures else ""
+        except MarketplaceError as exc:
+            error = exc.message
+        except aio.AioRpcError as exc:
+            log.warning("catalog write failed", extra={"sync_id": sync_id, "detail": exc.details()})
+            error = "the catalog could not store the products; start the sync again"
+        except Exception:
+            log.exception("sync crashed", extra={"sync_id": sync_id})
+            error = "the sync stopped on an internal error; start it again"
+        finally:
+            heartbeat.cancel()
+        if status == "failed":
+            self._credentials.forget(organization_id, marketplace)
+        for sku, message in progress.failures:
+            log.warning("item failed", extra={"sync_id": sync_id, "sku": sku, "reason": message})
+        await self._auth.FinishSyncLog(
+            auth_pb2.FinishSyncLogRequest(
+                organization_id=organization_id,
+                sync_id=sync_id,
+                status=status,
+                counts=progress.counts(),
+                error=error,
+            ),
+            timeout=30,
+        )
+        log.info(
+            "sync finished",
+            extra={"sync_id": sync_id, "status": status, "fetched": progress.fetched,
+                   "written": progress.written, "unchanged": progress.unchanged,
+                   "failed": len(progress.failures),
+                   "duration_ms": int((time.monotonic() - started) * 1000)},
+        )  # fmt: skip
+
+    async def _pull_into_catalog(
+        self,
+        organization_id: int,
+        marketplace: str,
+        credentials: Mapping[str, str],
+        progress: Progress,
+    ) -> None:
+        pages = self._open_catalogue(marketplace, credentials, organization_id)
+        call = self._catalog.WriteSyncedProducts(timeout=3600)
+        try:
+            async for page in pages_in_thread(pages):
+                progress.fetched += len(page.products) + len(page.skipped)
+                progress.failures.extend((item.sku, item.message) for item in page.skipped)
+                for start in range(0, len(page.products), self._write_batch_size):
+                    batch = page.products[start : start + self._write_batch_size]
+                    await call.write(
+                        catalog_pb2.WriteSyncedProductsRequest(
+                            organization_id=organization_id,
+                            marketplace=marketplace,
+                            products=[product_message(p) for p in batch],
+                        )
+                    )
+            await call.done_writing()
+            result = await call
+        except BaseException:
+            call.cancel()
+            raise
+        progress.written = result.written
+        progress.unchanged = result.unchanged
+        progress.failures.extend((f.sku, f.message) for f in result.failed)
+
+    async def _heartbeat(self, organization_id: int, sync_id: int, progress: Progress) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat_seconds)
+            try:
+                await self._auth.HeartbeatSyncLog(
+                    auth_pb2.HeartbeatSyncLogRequest(
+                        organization_id=organization_id, sync_id=sync_id, counts=progress.counts()
+                    ),
+                    timeout=10,
+                )
+            except aio.AioRpcError as exc:
+                log.warning("heartbeat failed", extra={"sync_id": sync_id, "detail": exc.details()})

@@ -1,0 +1,151 @@
+"""The sync service: wiring of settings, marketplace clients, runner, scheduler and server.
+
+Run: python -m services.sync.server
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping
+
+from grpc import aio
+from pydantic import Field
+
+from marketsync.auth.v1 import auth_pb2_grpc
+from marketsync.catalog.v1 import catalog_pb2_grpc
+from marketsync.config import ServiceSettings, load_settings
+from marketsync.interceptors import AccessInterceptor
+from marketsync.logs import configure_logging
+from marketsync.page_tokens import PageTokenSigner, derive_key
+from marketsync.server import create_server, serve_until_stopped
+from marketsync.service_auth import ServiceCredential, internal_channel
+from marketsync.sessions import RemoteSessionChecker
+from marketsync.sync.v1 import sync_pb2, sync_pb2_grpc
+from services.sync.marketplaces import (
+    AMAZON,
+    AmazonCatalog,
+    AmazonEndpoints,
+    CatalogPage,
+    Pacer,
+    WalmartCatalog,
+    WalmartEndpoints,
+)
+from services.sync.runner import CredentialsCache, OpenCatalogue, SyncRunner
+from services.sync.servicer import SyncInternalServicer, SyncServicer
+
+SERVICE_NAMES = tuple(
+    sync_pb2.DESCRIPTOR.services_by_name[name].full_name
+    for name in ("SyncService", "SyncInternalService")
+)
+log = logging.getLogger(__name__)
+
+
+class SyncSettings(ServiceSettings):
+    grpc_port: int = Field(default=50053, ge=0, le=65535)
+    auth_address: str = Field(min_length=1)
+    catalog_address: str = Field(min_length=1)
+    # Unset: the real marketplaces.
+    amazon_sp_api_endpoint: str = ""
+    amazon_lwa_token_url: str = ""
+    walmart_api_base_url: str = ""
+    # Seconds between scheduled syncs of an organization's marketplace, run by this process;
+    # 0 leaves scheduling to an outside scheduler (the Kubernetes CronJob).
+    sync_schedule_interval_seconds: int = Field(default=0, ge=0)
+    sync_schedule_jitter_seconds: int = Field(default=60, ge=0)
+    sync_heartbeat_seconds: float = Field(default=15.0, gt=0)
+
+
+def catalogue_opener(settings: SyncSettings, pacer: Pacer) -> OpenCatalogue:
+    environment = {
+        "AMAZON_SP_API_ENDPOINT": settings.amazon_sp_api_endpoint,
+        "AMAZON_LWA_TOKEN_URL": settings.amazon_lwa_token_url,
+        "WALMART_API_BASE_URL": settings.walmart_api_base_url,
+    }
+    amazon = AmazonEndpoints.from_environment(environment)
+    walmart = WalmartEndpoints.from_environment(environment)
+
+    def open_catalogue(
+        marketplace: str, credentials: Mapping[str, str], organization_id: int
+    ) -> Iterator[CatalogPage]:
+        account = str(organization_id)
+        if marketplace == AMAZON:
+            return AmazonCatalog(credentials, amazon, pacer, account=account).pages()
+        return WalmartCatalog(credentials, walmart, pacer, account=account).pages()
+
+    return open_catalogue
+
+
+async def schedule_forever(runner: SyncRunner, interval: int, jitter: int) -> None:
+    """Look for due syncs a few times per interval; auth makes sure each starts once."""
+    tick = max(10, min(interval // 4, 300))
+    while True:
+        try:
+            await runner.start_due(interval, jitter)
+        except aio.AioRpcError as exc:
+            log.warning("scheduler could not list due syncs", extra={"detail": exc.details()})
+        await asyncio.sleep(tick)
+
+
+async def main() -> None:
+    settings = load_settings(SyncSettings)
+    configure_logging("sync", settings.log_level)
+    credential = ServiceCredential(settings.internal_service_key, "sync")
+    auth_channel = internal_channel(settings.auth_address, credential)
+    catalog_channel = internal_channel(settings.catalog_address, credential)
+    auth = auth_pb2_grpc.AuthInternalServiceStub(auth_channel)
+    runner = SyncRunner(
+        auth=auth,
+        catalog=catalog_pb2_grpc.CatalogInternalServiceStub(catalog_channel),
+        credentials=CredentialsCache(auth),
+        open_catalogue=catalogue_opener(settings, Pacer()),
+        heartbeat_seconds=settings.sync_heartbeat_seconds,
+    )
+    page_tokens = PageTokenSigner(derive_key(settings.jwt_secret, "sync logs"))
+
+    def register(server: aio.Server) -> None:
+        sync_pb2_grpc.add_SyncServiceServicer_to_server(
+            SyncServicer(runner, auth, page_tokens), server
+        )
+        sync_pb2_grpc.add_SyncInternalServiceServicer_to_server(
+            SyncInternalServicer(runner), server
+        )
+
+    access = AccessInterceptor(
+        jwt_secret=settings.jwt_secret,
+        internal_service_key=settings.internal_service_key,
+        check_session=RemoteSessionChecker(auth_channel),
+    )
+    service = create_server(
+        host=settings.grpc_host,
+        port=settings.grpc_port,
+        access=access,
+        service_names=SERVICE_NAMES,
+        register=register,
+    )
+    scheduler = None
+    if settings.sync_schedule_interval_seconds:
+        scheduler = asyncio.create_task(
+            schedule_forever(
+                runner,
+                settings.sync_schedule_interval_seconds,
+                settings.sync_schedule_jitter_seconds,
+            )
+        )
+
+    async def stop_background_work() -> None:
+        if scheduler is not None:
+            scheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await scheduler
+        await runner.stop()
+        await auth_channel.close()
+        await catalog_channel.close()
+
+    service.on_stop.append(stop_background_work)
+    await serve_until_stopped(service, settings.shutdown_grace_seconds)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

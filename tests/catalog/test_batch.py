@@ -1,0 +1,179 @@
+"""Batch upserts: limits, unchanged items, unprocessed items and throttling (moto and dynalite)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from marketsync.errors import InvalidArgument
+from services.catalog.domain import ProductInput
+from services.catalog.dynamo import Backoff, make_dynamodb_client
+from services.catalog.store import ProductStore
+
+from .conftest import REGION, CallCounter, canned_answer, request_body
+
+ORG = 7
+
+
+def item(sku: str, **fields: Any) -> ProductInput:
+    base = ProductInput(sku=sku, title=f"Item {sku}", price=Decimal("5.00"), currency="USD")
+    return replace(base, **fields)
+
+
+def count_rows(store: ProductStore, org: int) -> list[str]:
+    skus, token = [], ""
+    while True:
+        page = store.list_page(org, 100, token)
+        skus.extend(p.sku for p in page.products)
+        token = page.next_page_token
+        if not token:
+            return skus
+
+
+def test_a_batch_of_1000_with_duplicates_stores_the_last_of_each(
+    store: ProductStore, calls: CallCounter
+) -> None:
+    products = [item(f"SKU-{n:04d}") for n in range(900)]
+    products += [item(f"SKU-{n:04d}", title="second") for n in range(0, 200, 2)]
+    assert len(products) == 1000
+    result = store.batch_upsert(ORG, products)
+    assert (result.upserted, result.unchanged, result.failed) == (900, 0, [])
+    assert store.get(ORG, "SKU-0002").title == "second"
+    assert store.get(ORG, "SKU-0003").title == "Item SKU-0003"
+    # 900 products and 900 first price points, 25 a request.
+    assert calls.counts["BatchWriteItem"] == 72
+    assert calls.counts["BatchGetItem"] == 9
+    assert sorted(count_rows(store, ORG)) == [f"SKU-{n:04d}" for n in range(900)]
+
+
+def test_more_than_1000_products_are_refused(store: ProductStore) -> None:
+    with pytest.raises(InvalidArgument, match="1000"):
+        store.batch_upsert(ORG, [item(f"S{n}") for n in range(1001)])
+
+
+def test_invalid_products_fail_alone(store: ProductStore) -> None:
+    result = store.batch_upsert(
+        ORG,
+        [
+            item("GOOD"),
+            item("BAD#SKU"),
+            item("CHEAP", price=Decimal("1.001")),
+            item("HUGE", description="é" * 50_000, title="€" * 2_000),
+        ],
+    )
+    assert result.upserted == 2, "the longest texts allowed still fit in an item"
+    assert dict(result.failed).keys() == {"BAD#SKU", "CHEAP"}
+    assert "sku" in dict(result.failed)["BAD#SKU"]
+    assert "price" in dict(result.failed)["CHEAP"]
+    assert store.get(ORG, "GOOD").title == "Item GOOD"
+
+
+def test_an_oversized_item_is_refused_before_dynamodb_sees_it(
+    store: ProductStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("services.catalog.store.MAX_ITEM_BYTES", 10_000)
+    result = store.batch_upsert(ORG, [item("BIG", description="x" * 20_000), item("SMALL")])
+    assert result.upserted == 1
+    assert result.failed == [
+        ("BIG", "product BIG is too large to store; shorten description or title")
+    ]
+    with pytest.raises(InvalidArgument, match="too large"):
+        store.upsert(ORG, item("BIG", description="x" * 20_000))
+
+
+def test_an_unchanged_resync_costs_reads_not_writes(
+    store: ProductStore, calls: CallCounter
+) -> None:
+    catalog = [item(f"SKU-{n:03d}", marketplace="amazon", external_id=f"B{n}") for n in range(120)]
+    assert store.batch_upsert(ORG, catalog).upserted == 120
+    before = store.get(ORG, "SKU-007")
+    calls.counts.clear()
+    again = store.batch_upsert(ORG, catalog)
+    assert (again.upserted, again.unchanged, again.failed) == (0, 120, [])
+    assert calls.writes() == 0
+    assert calls.counts == {"BatchGetItem": 2}
+    assert store.get(ORG, "SKU-007") == before
+    changed = [*catalog[:119], replace(catalog[119], inventory_quantity=3)]
+    result = store.batch_upsert(ORG, changed)
+    assert (result.upserted, result.unchanged) == (1, 119)
+    assert store.get(ORG, "SKU-119").listings[0].inventory_quantity == 3
+    assert len(store.price_history(ORG, "SKU-119")) == 1
+
+
+class PartialWrites:
+    """A before-call hook that writes half of each BatchWriteItem through another client and
+    answers that the other half went unprocessed, as DynamoDB does under load."""
+
+    def __init__(self, endpoint: str, table: str) -> None:
+        self.table = table
+        self.writer = make_dynamodb_client(REGION, endpoint)
+        self.written: Counter[tuple[str, str]] = Counter()
+
+    def __call__(self, params: dict[str, Any], **_: Any) -> Any:
+        requests = request_body(params)["RequestItems"][self.table]
+        done, left = requests[: (len(requests) + 1) // 2], requests[(len(requests) + 1) // 2 :]
+        self.writer.batch_write_item(RequestItems={self.table: done})
+        for request in done:
+            key = request["PutRequest"]["Item"]
+            self.written[(key["PK"]["S"], key["SK"]["S"])] += 1
+        return canned_answer(200, {"UnprocessedItems": {self.table: left} if left else {}})
+
+
+def test_unprocessed_items_are_retried_until_all_are_written_once(
+    store: ProductStore, client: Any, endpoint: str, table: str
+) -> None:
+    partial = PartialWrites(endpoint, table)
+    client.meta.events.register("before-call.dynamodb.BatchWriteItem", partial)
+    try:
+        result = store.batch_upsert(ORG, [item(f"SKU-{n:03d}") for n in range(100)])
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.BatchWriteItem", partial)
+    assert (result.upserted, result.failed) == (100, [])
+    assert result.retries > 0
+    assert len(partial.written) == 200  # 100 products and their first price points
+    assert set(partial.written.values()) == {1}
+    assert len(count_rows(store, ORG)) == 100
+
+
+def test_throttling_is_retried_and_counted(store: ProductStore, client: Any) -> None:
+    throttled = {"left": 3}
+
+    def throttle(**_: Any) -> Any:
+        if throttled["left"]:
+            throttled["left"] -= 1
+            error = {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}
+            return canned_answer(400, {"Error": error})
+        return None
+
+    client.meta.events.register("before-call.dynamodb.BatchWriteItem", throttle)
+    try:
+        result = store.batch_upsert(ORG, [item(f"SKU-{n}") for n in range(10)])
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.BatchWriteItem", throttle)
+    assert (result.upserted, result.failed, result.retries) == (10, [], 3)
+
+
+def test_what_stays_unwritten_past_the_deadline_is_reported_per_sku(
+    make_store: Callable[..., ProductStore], client: Any, table: str
+) -> None:
+    store = make_store(backoff=Backoff(base_seconds=0.001, cap_seconds=0.01, deadline_seconds=0.2))
+
+    def never(params: dict[str, Any], **_: Any) -> Any:
+        requests = request_body(params)["RequestItems"][table]
+        return canned_answer(200, {"UnprocessedItems": {table: requests}})
+
+    client.meta.events.register("before-call.dynamodb.BatchWriteItem", never)
+    try:
+        result = store.batch_upsert(ORG, [item(f"SKU-{n:02d}") for n in range(40)])
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.BatchWriteItem", never)
+    assert result.upserted == 0
+    assert sorted(sku for sku, _ in result.failed) == [f"SKU-{n:02d}" for n in range(40)]
+    assert all("throttling" in message for _, message in result.failed)
+    assert result.retries > 0
+    assert count_rows(store, ORG) == []

@@ -1,0 +1,269 @@
+"""The Amazon client against the sandbox: a whole catalogue, and every way a sync can go wrong."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from marketsync.sandbox import SandboxHandle
+from marketsync.sandbox.catalogue import amazon_catalogue
+from services.sync.marketplaces import (
+    AmazonCatalog,
+    AmazonEndpoints,
+    MarketplaceError,
+    Pacer,
+    pages_in_thread,
+)
+from services.sync.marketplaces.amazon import AccessTokenCache
+from tests.sync.conftest import (
+    FAST_BACKOFF,
+    call_counts,
+    collect,
+    expected_amazon,
+    set_faults,
+    unique_account,
+)
+
+
+def catalog_of(
+    refresh_token: str,
+    endpoints: AmazonEndpoints,
+    pacer: Pacer,
+    *,
+    client_id: str = "amzn1.application-oa2-client.demo",
+) -> AmazonCatalog:
+    credentials = {
+        "refresh_token": refresh_token,
+        "lwa_app_id": client_id,
+        "lwa_client_secret": "amzn1.oa2-cs.v1.secret",
+        "seller_id": "A1SELLER",
+        "marketplace_id": "ATVPDKIKX0DER",
+    }
+    return AmazonCatalog(credentials, endpoints, pacer, account=refresh_token, backoff=FAST_BACKOFF)
+
+
+def test_a_catalogue_of_two_thousand_arrives_complete_and_right(
+    sandbox: SandboxHandle, amazon_endpoints: AmazonEndpoints, pacer: Pacer
+) -> None:
+    seller = unique_account("complete", 2000)
+    pages = list(catalog_of(seller, amazon_endpoints, pacer).pages())
+
+    products, skipped = collect(iter(pages))
+    assert skipped == []
+    assert products == expected_amazon(seller)
+    assert all(0 < len(page.products) <= 100 for page in pages)
+    # The mix the catalogue is built to exercise really came through.
+    assert any(
+        product.title.endswith(tuple("0123456789")) and "\u2122" in product.title
+        for product in products.values()
+    )
+    assert {product.status for product in products.values()} == {"Active", "Inactive"}
+    calls = call_counts(sandbox, seller)
+    assert calls["lwaToken"] == 1
+    assert calls["createReport"] == 1
+    assert calls["getReportDocument"] == 1
+    distinct_asins = len({listing.asin for listing in amazon_catalogue(seller)})
+    assert distinct_asins / 20 <= calls["searchCatalogItems"] <= 2000 / 20 + 20
+
+
+def test_fba_listings_take_their_stock_from_fba_inventory(
+    amazon_endpoints: AmazonEndpoints, pacer: Pacer
+) -> None:
+    seller = unique_account("fba", 400)
+    products, _ = collect(catalog_of(seller, amazon_endpoints, pacer).pages())
+
+    for listing in amazon_catalogue(seller):
+        expected = listing.fulfillable_quantity if listing.is_fba else listing.quantity
+        assert products[listing.sku].inventory_quantity == expected
+
+
+def test_throttling_every_few_calls_still_completes(
+    sandbox: SandboxHandle, amazon_endpoints: AmazonEndpoints, pacer: Pacer
+) -> None:
+    seller = unique_account("throttled", 600)
+    set_faults(sandbox, seller, throttle_every={"*": 3})
+
+    products, _ = collect(catalog_of(seller, amazon_endpoints, pacer).pages())
+
+    assert products == expected_amazon(seller)
+    assert call_counts(sandbox, seller)["searchCatalogItems"] >= 3
+
+
+def test_throttling_that_never_ends_fails_after_bounded_attempts(
+    sandbox: SandboxHandle, amazon_endpoints: AmazonEndpoints, pacer: Pacer
+) -> None:
+    seller = unique_account("throttled-always", 100)
+    set_faults(sandbox, seller, throttle_every={"searchCatalogItems": 1})
+
+    with pytest.raises(MarketplaceError, match="Amazon kept throttling after 6 attempts"):
+        collect(catalog_of(seller, amazon_endpoints, pacer).pages())
+    assert call_counts(sandbox, seller)["searchCatalogItems"] == 6
+
+
+def test_a_cancelled_report_means_an_empty_catalogue(
+    sandbox: SandboxHandle, amazon_endpoints: AmazonEndpoints, pacer: Pacer
+) -> None:
+    seller = unique_account("cancelled", 100)
+    set_faults(sandbox, seller, report_outcome="CANCELLED")
+
+    assert list(catalog_of(seller, amazon_endpoints, pacer).pages()) == []
+
+
+def test_a_fatal_report_fails_the_sync(
+    sandbox: SandboxHandle, amazon_endpoints: AmazonEndpoints, pacer: Pacer
+) -> None:
+    seller = unique_account("fatal", 100)
+    set_faults(sandbox, seller, report_outcome="FATAL")
+
+    with pytest.raises(MarketplaceError, match="Amazon report ended FATAL"):
+        list(catalog_of(seller, amazon_endpoints, pacer).pages())
+
+
+def test_a_token_expiring_mid_sync_is_refreshed_once_and_the_sync_completes(
+    sandbox: SandboxHandle, amazon_endpoints: AmazonEndpoints, pacer: Pacer
+) -> None:
+    seller = unique_account("expiring", 1000)
+    # About 60 calls in all: the first token expires once, the second lasts to the end.
+    set_faults(sandbox, seller, token_expires_after=40)
+
+    products, _ = collect(catalog_of(seller, amazon_endpoints, pacer).pages())
+
+    assert products == expected_amazon(seller)
+    assert call_counts(sandbox, seller)["lwaToken"] == 2
+
+
+def test_a_token_rejected_as_soon_as_issued_fails_clearly(
+    sandbox: SandboxHandle, amazon_endpoints: AmazonEndpoints, pacer: Pacer
+) -> None:
+    seller = unique_account("always-expired", 100)
+    set_faults(sandbox, seller, token_expires_after=0)
+
+    with pytest.raises(MarketplaceError, match="rejected a freshly issued access token"):
+        list(catalog_of(seller, amazon_endpoints, pacer).pages())
+    assert call_counts(sandbox, seller)["lwaToken"] == 2
+
+
+def test_empty_bodied_bad_gateways_are_retried_never_taken_for_the_last_page(
+    sandbox: SandboxHandle, amazon_endpoints: AmazonEndpoints, pacer: Pacer
+) -> None:
+    seller = unique_account("bad-gateway", 800)
+    set_faults(sandbox, seller, bad_gateway_every={"*": 2})
+
+    products, _ = collect(catalog_of(seller, amazon_endpoints, pacer).pages())
+
+    assert products == expected_amazon(seller)
+
+
+def test_connections_reset_mid_page_are_retried(
+    sandbox: SandboxHandle, amazon_endpoints: AmazonEndpoints, pacer: Pacer
+) -> None:
+    seller = unique_account("reset", 800)
+    set_faults(sandbox, seller, reset_every={"*": 3})
+
+    products, _ = collect(catalog_of(seller, amazon_endpoints, pacer).pages())
+
+    assert products == expected_amazon(seller)
+    assert call_counts(sandbox, seller)["downloadReportDocument"] >= 1
+
+
+def test_slow_answers_only_make_the_sync_slower(
+    sandbox: SandboxHandle, amazon_endpoints: AmazonEndpoints, pacer: Pacer
+) -> None:
+    seller = unique_account("slow", 60)
+    set_faults(sandbox, seller, delay_seconds={"*": 0.02})
+
+    products, _ = collect(catalog_of(seller, amazon_endpoints, pacer).pages())
+
+    assert products == expected_amazon(seller)
+
+
+def test_rows_with_unparsable_prices_are_skipped_one_by_one(
+    sandbox: SandboxHandle, amazon_endpoints: AmazonEndpoints, pacer: Pacer
+) -> None:
+    seller = unique_account("bad-price", 300)
+    set_faults(sandbox, seller, bad_price_every=7)
+
+    products, skipped = collect(catalog_of(seller, amazon_endpoints, pacer).pages())
+
+    bad = {
+        listing.sku
+        for index, listing in enumerate(amazon_catalogue(seller))
+        if (index + 1) % 7 == 0
+    }
+    assert {item.sku for item in skipped} == bad
+    assert all("'N/A'" in item.message for item in skipped)
+    expected = expected_amazon(seller)
+    assert products == {sku: product for sku, product in expected.items() if sku not in bad}
+
+
+def test_a_rejected_client_id_fails_with_a_clear_message(
+    amazon_endpoints: AmazonEndpoints, pacer: Pacer
+) -> None:
+    seller = unique_account("bad-client", 10)
+    catalog = catalog_of(seller, amazon_endpoints, pacer, client_id="invalid-client")
+
+    with pytest.raises(
+        MarketplaceError, match=r"rejected the LWA client id or secret \(invalid_client\)"
+    ):
+        list(catalog.pages())
+
+
+def test_a_revoked_refresh_token_asks_the_seller_to_reconnect(
+    amazon_endpoints: AmazonEndpoints, pacer: Pacer
+) -> None:
+    seller = unique_account("revoked", 10)
+
+    with pytest.raises(MarketplaceError) as failure:
+        list(catalog_of(seller, amazon_endpoints, pacer).pages())
+    assert failure.value.message == (
+        "Amazon rejected the refresh token (invalid_grant): reconnect your Amazon account"
+    )
+
+
+def test_missing_credentials_are_named() -> None:
+    with pytest.raises(MarketplaceError, match="no lwa_client_secret"):
+        AmazonCatalog(
+            {"refresh_token": "x", "lwa_app_id": "y"},
+            AmazonEndpoints(),
+            Pacer(),
+            account="org",
+        )
+
+
+def test_pages_can_be_consumed_from_asyncio(
+    amazon_endpoints: AmazonEndpoints, pacer: Pacer
+) -> None:
+    seller = unique_account("async", 250)
+
+    async def consume() -> list:
+        return [
+            page
+            async for page in pages_in_thread(catalog_of(seller, amazon_endpoints, pacer).pages())
+        ]
+
+    products, _ = collect(iter(asyncio.run(consume())))
+    assert products == expected_amazon(seller)
+
+
+def test_access_tokens_are_reused_until_shortly_before_they_expire() -> None:
+    now = [0.0]
+    tokens = AccessTokenCache(clock=lambda: now[0])
+    fetched: list[int] = []
+
+    def fetch() -> dict:
+        fetched.append(1)
+        return {"access_token": f"Atza|{len(fetched)}", "expires_in": 3600}
+
+    key = ("https://lwa/token", "app", "refresh")
+    first = tokens.get(key, fetch)
+    now[0] = 3500.0
+    again = tokens.get(key, fetch)
+    now[0] = 3545.0
+    renewed = tokens.get(key, fetch)
+    tokens.drop(key)
+    after_drop = tokens.get(key, fetch)
+
+    assert first == again == {"access_token": "Atza|1", "expires_in": 3600}
+    assert renewed["access_token"] == "Atza|2"
+    assert after_drop["access_token"] == "Atza|3"

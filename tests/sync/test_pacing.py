@@ -1,0 +1,162 @@
+"""Pacing and retrying, on a fake clock: nothing here waits for real."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.sync.marketplaces import MarketplaceError
+from services.sync.marketplaces.pacing import (
+    AMAZON_RATES,
+    Backoff,
+    Caller,
+    Pacer,
+    Rate,
+    TokenRejected,
+    Transient,
+)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def paced(clock: FakeClock, rates: dict[str, Rate]) -> Pacer:
+    return Pacer(rates, clock=clock, sleep=clock.sleep)
+
+
+def test_a_burst_goes_at_once_then_calls_come_at_the_rate(clock: FakeClock) -> None:
+    pacer = paced(clock, {"searchCatalogItems": Rate(2, 2)})
+
+    for _ in range(5):
+        pacer.wait("org-1", "searchCatalogItems")
+
+    assert clock.sleeps == [0.5, 0.5, 0.5]
+
+
+def test_idle_time_refills_the_bucket_up_to_its_burst(clock: FakeClock) -> None:
+    pacer = paced(clock, {"getReport": Rate(2, 15)})
+    for _ in range(15):
+        pacer.wait("org-1", "getReport")
+    clock.now += 60
+
+    for _ in range(15):
+        pacer.wait("org-1", "getReport")
+
+    assert clock.sleeps == []
+
+
+def test_create_report_allows_fifteen_then_one_a_minute(clock: FakeClock) -> None:
+    pacer = paced(clock, dict(AMAZON_RATES))
+
+    for _ in range(16):
+        pacer.wait("org-1", "createReport")
+
+    assert clock.sleeps == [pytest.approx(1 / 0.0167)]
+
+
+def test_accounts_have_their_own_buckets_and_operations_too(clock: FakeClock) -> None:
+    pacer = paced(clock, {"getAllItems": Rate(1, 1), "getInventories": Rate(1, 1)})
+
+    pacer.wait("org-1", "getAllItems")
+    pacer.wait("org-2", "getAllItems")
+    pacer.wait("org-1", "getInventories")
+
+    assert clock.sleeps == []
+
+
+def test_syncs_of_one_account_share_its_bucket(clock: FakeClock) -> None:
+    pacer = paced(clock, {"getAllItems": Rate(1, 1)})
+    first, second = (
+        Caller("Walmart", "org-1", pacer, Backoff(), refresh_token=lambda: None) for _ in range(2)
+    )
+
+    first.call("getAllItems", lambda: None)
+    second.call("getAllItems", lambda: None)
+
+    assert clock.sleeps == [1.0]
+
+
+def test_backoff_grows_exponentially_with_jitter_up_to_a_ceiling() -> None:
+    backoff = Backoff(attempts=6, base_delay=1.0, max_delay=8.0)
+
+    assert [backoff.delay(attempt, 0.0) for attempt in range(1, 6)] == [0.5, 1, 2, 4, 4]
+    assert [backoff.delay(attempt, 1.0) for attempt in range(1, 6)] == [1, 2, 4, 8, 8]
+
+
+def caller(clock: FakeClock, *, refresh: list[str] | None = None) -> Caller:
+    return Caller(
+        "Walmart",
+        "org-1",
+        paced(clock, {"getAllItems": Rate(1000, 1000)}),
+        Backoff(attempts=4, base_delay=1.0, max_delay=30.0),
+        refresh_token=lambda: (refresh if refresh is not None else []).append("refreshed"),
+        jitter=lambda: 0.5,
+    )
+
+
+def failing(times: int, failure: Exception) -> object:
+    remaining = [times]
+
+    def attempt() -> str:
+        if remaining[0]:
+            remaining[0] -= 1
+            raise failure
+        return "page"
+
+    return attempt
+
+
+def test_transient_failures_are_retried_after_growing_pauses(clock: FakeClock) -> None:
+    result = caller(clock).call("getAllItems", failing(3, Transient("throttling")))
+
+    assert result == "page"
+    assert clock.sleeps == [0.75, 1.5, 3.0]
+
+
+def test_retries_are_bounded_and_the_failure_is_named(clock: FakeClock) -> None:
+    with pytest.raises(MarketplaceError) as failure:
+        caller(clock).call("getAllItems", failing(10, Transient("throttling")))
+
+    assert failure.value.message == "Walmart kept throttling after 4 attempts"
+    assert failure.value.marketplace == "walmart"
+    assert len(clock.sleeps) == 3
+
+
+def test_a_rejected_token_is_refreshed_once_and_the_call_goes_on(clock: FakeClock) -> None:
+    refreshes: list[str] = []
+
+    result = caller(clock, refresh=refreshes).call(
+        "getAllItems", failing(1, TokenRejected("expired"))
+    )
+
+    assert result == "page"
+    assert refreshes == ["refreshed"]
+    assert clock.sleeps == []
+
+
+def test_a_fresh_token_rejected_again_ends_the_sync(clock: FakeClock) -> None:
+    refreshes: list[str] = []
+
+    with pytest.raises(MarketplaceError, match="rejected a freshly issued access token"):
+        caller(clock, refresh=refreshes).call("getAllItems", failing(2, TokenRejected("expired")))
+    assert refreshes == ["refreshed"]
+
+
+def test_other_errors_are_not_retried(clock: FakeClock) -> None:
+    with pytest.raises(MarketplaceError, match="nope"):
+        caller(clock).call("getAllItems", failing(1, MarketplaceError("walmart", "nope")))
+    assert clock.sleeps == []
