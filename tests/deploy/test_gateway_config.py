@@ -1,0 +1,35 @@
+"""The gateway files committed under deploy/k8s/base/gateway/ match a fresh rendering."""
+
+from __future__ import annotations
+
+import json
+
+from gateway.envoy_config import PUBLIC_SERVICES, Upstream, render
+from tests.deploy.conftest import K8S, REPO
+
+STALE = "stale: run deploy/k8s/render-gateway.sh and commit the result"
+UPSTREAMS = {"auth": "auth:50051", "catalog": "catalog:50052", "sync": "sync:50053"}
+
+
+def test_envoy_config_is_freshly_rendered() -> None:
+    fresh = render(
+        listen_host="0.0.0.0",
+        port=8080,
+        admin_port=9901,
+        descriptor="/etc/envoy/descriptor.pb",
+        upstreams={name: Upstream.parse(UPSTREAMS[name]) for name in PUBLIC_SERVICES},
+    )
+    committed = (K8S / "base" / "gateway" / "envoy.json").read_text()
+    assert committed == json.dumps(fresh, indent=2) + "\n", f"envoy.json is {STALE}"
+
+
+def test_descriptor_set_is_the_current_one() -> None:
+    committed = (K8S / "base" / "gateway" / "descriptor.pb").read_bytes()
+    assert committed == (REPO / "gateway" / "descriptor.pb").read_bytes(), (
+        f"descriptor.pb is {STALE}"
+    )
+
+
+def test_admin_interface_stays_on_loopback() -> None:
+    config = json.loads((K8S / "base" / "gateway" / "envoy.json").read_text())
+    assert config["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"

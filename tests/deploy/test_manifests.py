@@ -1,0 +1,339 @@
+"""What a platform team relies on in every render of deploy/k8s (base and jobs, with each subset
+of the components): hardened pods, probes, resources, secrets where they belong, Services and
+network policies that select real pods."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.deploy.conftest import COMPONENT_NAMES, K8S, ROOTS, render
+from tests.deploy.kustomize_subset import Manifest, build
+
+SECRET_NAME = "marketsync-secrets"
+GRPC_SERVICES = {
+    "auth": ("marketsync.auth.v1.AuthService", 50051),
+    "catalog": ("marketsync.catalog.v1.CatalogService", 50052),
+    "sync": ("marketsync.sync.v1.SyncService", 50053),
+}
+# Pods (by app.kubernetes.io/name) allowed to read each secret key.
+SECRET_READERS = {
+    "JWT_SECRET": {"auth", "catalog", "sync"},
+    "INTERNAL_SERVICE_KEY": {"auth", "catalog", "sync", "sync-scheduler"},
+    "CREDENTIALS_ENCRYPTION_KEY": {"auth"},
+    "CRED_DATABASE_URL": {"auth", "auth-migrations"},
+}
+APP = "app.kubernetes.io/name"
+
+
+def pod_templates(manifests: list[Manifest]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(name, pod template) of every Deployment, Job and CronJob."""
+    for manifest in manifests:
+        spec = manifest.get("spec", {})
+        if manifest["kind"] in ("Deployment", "Job"):
+            yield manifest["metadata"]["name"], spec["template"]
+        elif manifest["kind"] == "CronJob":
+            yield manifest["metadata"]["name"], spec["jobTemplate"]["spec"]["template"]
+
+
+def of_kind(manifests: list[Manifest], kind: str) -> dict[str, Manifest]:
+    return {m["metadata"]["name"]: m for m in manifests if m["kind"] == kind}
+
+
+def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {variable["name"]: variable for variable in container.get("env", [])}
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    if set(selector) - {"matchLabels"}:
+        raise AssertionError(f"only matchLabels selectors are checked here: {selector}")
+    return all(labels.get(name) == value for name, value in selector.get("matchLabels", {}).items())
+
+
+def test_every_kustomization_builds_on_its_own() -> None:
+    for root in ROOTS:
+        assert build(root), f"{root} renders nothing"
+    for name in COMPONENT_NAMES:
+        assert render((name,))
+
+
+def test_no_secret_values_are_shipped(manifests: list[Manifest]) -> None:
+    assert not of_kind(manifests, "Secret")
+
+
+def test_every_object_carries_the_common_label(manifests: list[Manifest]) -> None:
+    for manifest in manifests:
+        labels = manifest["metadata"].get("labels", {})
+        assert labels.get("app.kubernetes.io/part-of") == "marketsync", manifest["metadata"]
+    for name, template in pod_templates(manifests):
+        assert template["metadata"]["labels"]["app.kubernetes.io/part-of"] == "marketsync", name
+
+
+def test_pods_run_hardened(manifests: list[Manifest]) -> None:
+    service_accounts = of_kind(manifests, "ServiceAccount")
+    for name, template in pod_templates(manifests):
+        spec = template["spec"]
+        pod_security = spec["securityContext"]
+        assert pod_security["runAsNonRoot"] is True, name
+        assert pod_security["runAsUser"] >= 10000, name
+        assert pod_security["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert spec["automountServiceAccountToken"] is False, name
+        assert service_accounts[spec["serviceAccountName"]]["automountServiceAccountToken"] is False
+        tmp_volumes = {v["name"] for v in spec["volumes"] if "emptyDir" in v}
+        for container in spec["containers"]:
+            security = container["securityContext"]
+            assert security["allowPrivilegeEscalation"] is False, name
+            assert security["readOnlyRootFilesystem"] is True, name
+            assert security["capabilities"] == {"drop": ["ALL"]}, name
+            mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+            assert mounts.get("/tmp") in tmp_volumes, f"{name}: /tmp must be a writable emptyDir"
+            for bound in ("requests", "limits"):
+                assert set(container["resources"][bound]) == {"cpu", "memory"}, (name, bound)
+
+
+def test_python_workloads_use_the_project_image_and_a_module_command(
+    manifests: list[Manifest],
+) -> None:
+    for name, template in pod_templates(manifests):
+        for container in template["spec"]["containers"]:
+            if name == "gateway":
+                assert container["image"] == "envoyproxy/envoy:v1.40.0"
+            else:
+                assert container["image"] == "marketsync", name
+                assert container["command"][:2] == ["python", "-m"], name
+
+
+def test_grpc_services_have_native_probes_and_a_grace_period(manifests: list[Manifest]) -> None:
+    deployments = of_kind(manifests, "Deployment")
+    for name, (service_name, port) in GRPC_SERVICES.items():
+        spec = deployments[name]["spec"]["template"]["spec"]
+        (container,) = spec["containers"]
+        assert container["ports"] == [{"name": "grpc", "containerPort": port}]
+        env = env_of(container)
+        assert env["GRPC_PORT"]["value"] == str(port)
+        assert container["readinessProbe"]["grpc"] == {"port": port, "service": service_name}
+        # Liveness asks about the server as a whole.
+        assert container["livenessProbe"]["grpc"] == {"port": port}
+        grace = float(env["SHUTDOWN_GRACE_SECONDS"]["value"])
+        assert spec["terminationGracePeriodSeconds"] > grace, name
+
+
+def test_gateway_probes_its_public_port(manifests: list[Manifest]) -> None:
+    (container,) = of_kind(manifests, "Deployment")["gateway"]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert container["ports"] == [{"name": "http", "containerPort": 8080}]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
+    assert container["livenessProbe"]["tcpSocket"] == {"port": 8080}
+
+
+def test_secrets_reach_only_the_pods_that_need_them(
+    manifests: list[Manifest], example_secret: Manifest
+) -> None:
+    readers: dict[str, set[str]] = {secret_key: set() for secret_key in SECRET_READERS}
+    for name, template in pod_templates(manifests):
+        for container in template["spec"]["containers"]:
+            assert "envFrom" not in container, f"{name}: name each secret key it needs"
+            for variable in container.get("env", []):
+                reference = variable.get("valueFrom", {}).get("secretKeyRef")
+                if reference is None:
+                    continue
+                assert reference["name"] == SECRET_NAME, name
+                assert reference["key"] in example_secret["stringData"], (name, reference)
+                assert variable["name"] == reference["key"], name
+                readers[reference["key"]].add(name)
+    assert readers == SECRET_READERS
+    assert example_secret["metadata"]["name"] == SECRET_NAME
+    assert set(example_secret["stringData"]) == set(SECRET_READERS)
+
+
+def test_no_static_cloud_keys_and_real_endpoints(manifests: list[Manifest]) -> None:
+    forbidden = {
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "DYNAMODB_ENDPOINT_URL",
+        "AMAZON_SP_API_ENDPOINT",
+        "AMAZON_LWA_TOKEN_URL",
+        "WALMART_API_BASE_URL",
+    }
+    for name, template in pod_templates(manifests):
+        for container in template["spec"]["containers"]:
+            assert not forbidden & set(env_of(container)), name
+    catalog_account = of_kind(manifests, "ServiceAccount")["catalog"]
+    assert "eks.amazonaws.com/role-arn" in catalog_account["metadata"]["annotations"]
+
+
+def test_services_select_a_deployment_and_target_its_ports(manifests: list[Manifest]) -> None:
+    deployments = of_kind(manifests, "Deployment")
+    for name, service in of_kind(manifests, "Service").items():
+        selector = {"matchLabels": service["spec"]["selector"]}
+        matched = [
+            d
+            for d, m in deployments.items()
+            if selects(selector, m["spec"]["template"]["metadata"]["labels"])
+        ]
+        assert matched == [name], f"Service {name} selects {matched}"
+        deployment = deployments[name]
+        assert selects(
+            deployment["spec"]["selector"], deployment["spec"]["template"]["metadata"]["labels"]
+        )
+        container_ports = {
+            port_key
+            for container in deployment["spec"]["template"]["spec"]["containers"]
+            for port in container["ports"]
+            for port_key in (port["name"], port["containerPort"])
+        }
+        for port in service["spec"]["ports"]:
+            assert port["targetPort"] in container_ports, (name, port)
+            assert port["name"] == ("http" if name == "gateway" else "grpc"), name
+
+
+def test_addresses_name_real_services(manifests: list[Manifest]) -> None:
+    ports = {
+        name: {port["port"] for port in service["spec"]["ports"]}
+        for name, service in of_kind(manifests, "Service").items()
+    }
+    for name, template in pod_templates(manifests):
+        for container in template["spec"]["containers"]:
+            for variable, spec in env_of(container).items():
+                if variable.endswith("_ADDRESS"):
+                    host, _, port = spec["value"].partition(":")
+                    assert int(port) in ports[host], (name, variable)
+
+
+def test_scheduling_is_left_to_the_cron_job(manifests: list[Manifest]) -> None:
+    (sync,) = of_kind(manifests, "Deployment")["sync"]["spec"]["template"]["spec"]["containers"]
+    assert env_of(sync)["SYNC_SCHEDULE_INTERVAL_SECONDS"]["value"] == "0"
+    scheduler = of_kind(manifests, "CronJob")["sync-scheduler"]["spec"]
+    assert scheduler["schedule"] == "*/15 * * * *"
+    assert scheduler["concurrencyPolicy"] == "Forbid"
+
+
+def test_gateway_mounts_its_rendered_config(manifests: list[Manifest]) -> None:
+    spec = of_kind(manifests, "Deployment")["gateway"]["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    config_map = of_kind(manifests, "ConfigMap")["gateway-config"]
+    (volume,) = [v for v in spec["volumes"] if "configMap" in v]
+    assert volume["configMap"]["name"] == "gateway-config"
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
+    files = {f"{mount['mountPath']}/{name}" for name in config_map["data"]} | {
+        f"{mount['mountPath']}/{name}" for name in config_map["binaryData"]
+    }
+    config_path = container["args"][container["args"].index("--config-path") + 1]
+    assert config_path in files
+    listener = yaml.safe_load(config_map["data"]["envoy.json"])["static_resources"]["listeners"][0]
+    transcoder = next(
+        f
+        for f in listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
+        if f["name"] == "envoy.filters.http.grpc_json_transcoder"
+    )
+    assert transcoder["typed_config"]["proto_descriptor"] in files
+
+
+def _policy_peers(policy: Manifest, direction: str) -> Iterator[tuple[dict[str, Any], Any]]:
+    """(peer selector or {} for anywhere, port) of each ingress or egress rule."""
+    peers_key = "from" if direction == "ingress" else "to"
+    for rule in policy["spec"].get(direction, []):
+        peers = rule.get(peers_key) or [{}]
+        for peer in peers:
+            for port in rule.get("ports") or [{}]:
+                yield peer.get("podSelector", {}), port.get("port")
+
+
+def _apps(manifests: list[Manifest]) -> dict[str, dict[str, str]]:
+    return {name: template["metadata"]["labels"] for name, template in pod_templates(manifests)}
+
+
+def _reachable_from(policies: list[Manifest], apps: dict[str, dict[str, str]], target: str) -> set:
+    """Pods allowed to open a connection to `target` (both its ingress and their egress)."""
+
+    def allowed(policy_direction: str, subject: str, other: str) -> bool:
+        return any(
+            selects(policy["spec"]["podSelector"], apps[subject])
+            and (not selector or selects(selector, apps[other]))
+            for policy in policies
+            for selector, _ in _policy_peers(policy, policy_direction)
+        )
+
+    return {
+        source
+        for source in apps
+        if source != target
+        and allowed("ingress", target, source)
+        and allowed("egress", source, target)
+    }
+
+
+@pytest.mark.parametrize("components", [("network-policies",)], ids=["network-policies"])
+def test_network_policies_allow_exactly_the_service_graph(manifests: list[Manifest]) -> None:
+    policies = list(of_kind(manifests, "NetworkPolicy").values())
+    apps = _apps(manifests)
+    for policy in policies:
+        selectors = [policy["spec"]["podSelector"]] + [
+            selector
+            for direction in ("ingress", "egress")
+            for selector, _ in _policy_peers(policy, direction)
+        ]
+        for selector in filter(None, selectors):
+            assert any(selects(selector, labels) for labels in apps.values()), selector
+    assert policies[0]["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    assert _reachable_from(policies, apps, "auth") == {
+        "gateway",
+        "catalog",
+        "sync",
+        "sync-scheduler",
+    }
+    assert _reachable_from(policies, apps, "catalog") == {"gateway", "sync"}
+    assert _reachable_from(policies, apps, "sync") == {"gateway", "sync-scheduler"}
+    # Only the gateway takes traffic from outside the suite.
+    open_ingress = {
+        name
+        for name in apps
+        for policy in policies
+        if selects(policy["spec"]["podSelector"], apps[name])
+        for selector, port in _policy_peers(policy, "ingress")
+        if not selector
+    }
+    assert open_ingress == {"gateway"}
+    external_egress = {
+        (name, port)
+        for name in apps
+        for policy in policies
+        if policy["spec"]["podSelector"] and selects(policy["spec"]["podSelector"], apps[name])
+        for selector, port in _policy_peers(policy, "egress")
+        if not selector
+    }
+    assert external_egress == {
+        ("auth", 5432),
+        ("auth-migrations", 5432),
+        ("catalog", 443),
+        ("catalog-tables", 443),
+        ("sync", 443),
+    }
+
+
+@pytest.mark.parametrize("components", [("high-availability",)], ids=["high-availability"])
+def test_high_availability_keeps_two_replicas_through_disruptions(
+    manifests: list[Manifest],
+) -> None:
+    budgets = of_kind(manifests, "PodDisruptionBudget")
+    for name, deployment in of_kind(manifests, "Deployment").items():
+        spec = deployment["spec"]
+        labels = spec["template"]["metadata"]["labels"]
+        assert spec["replicas"] >= 2, name
+        assert budgets[name]["spec"]["minAvailable"] < spec["replicas"]
+        assert selects(budgets[name]["spec"]["selector"], labels)
+        constraints = spec["template"]["spec"]["topologySpreadConstraints"]
+        assert {c["topologyKey"] for c in constraints} == {
+            "topology.kubernetes.io/zone",
+            "kubernetes.io/hostname",
+        }
+        assert all(selects(c["labelSelector"], labels) for c in constraints), name
+
+
+def test_secret_example_is_not_part_of_any_kustomization() -> None:
+    for kustomization in K8S.rglob("kustomization.yaml"):
+        assert "secret.example.yaml" not in kustomization.read_text(), kustomization
