@@ -248,7 +248,9 @@ def _start_services(stack: Stack) -> None:
         ],
         cwd=REPO, env=stack.env, check=True,
     )  # fmt: skip
-    stack.spawn("gateway", [str(BIN / "envoy"), "-c", str(config), "--log-level", "warn"])
+    # No hot restart: it binds a machine-wide domain socket, so two stacks could not coexist.
+    envoy = [str(BIN / "envoy"), "-c", str(config), "--log-level", "warn", "--disable-hot-restart"]
+    stack.spawn("gateway", envoy)
     _wait_until(
         lambda: _http_ok(f"{stack.gateway_url}/healthz"), "the gateway's /healthz", 90, stack
     )

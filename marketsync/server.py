@@ -18,7 +18,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
-from marketsync.interceptors import AccessInterceptor
+from marketsync.config import ServiceSettings
+from marketsync.interceptors import AccessInterceptor, SessionChecker
 
 log = logging.getLogger(__name__)
 
@@ -89,3 +90,30 @@ async def serve_until_stopped(service: Service, grace: float) -> None:
     log.info("shutting down", extra={"grace_seconds": grace})
     await service.stop(grace)
     log.info("stopped")
+
+
+async def serve(
+    settings: ServiceSettings,
+    *,
+    service_names: Iterable[str],
+    register: Callable[[aio.Server], None],
+    check_session: SessionChecker,
+    open_methods: frozenset[str] = frozenset(),
+    on_stop: Iterable[Callable[[], Awaitable[None]]] = (),
+) -> None:
+    """Build the server from the service's settings and serve until SIGTERM or SIGINT."""
+    access = AccessInterceptor(
+        jwt_secret=settings.jwt_secret,
+        internal_service_key=settings.internal_service_key,
+        check_session=check_session,
+        open_methods=open_methods,
+    )
+    service = create_server(
+        host=settings.grpc_host,
+        port=settings.grpc_port,
+        access=access,
+        service_names=service_names,
+        register=register,
+    )
+    service.on_stop.extend(on_stop)
+    await serve_until_stopped(service, settings.shutdown_grace_seconds)

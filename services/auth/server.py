@@ -14,9 +14,8 @@ from pydantic import Field
 
 from marketsync.auth.v1 import auth_pb2, auth_pb2_grpc
 from marketsync.config import ServiceSettings, load_settings
-from marketsync.interceptors import AccessInterceptor
 from marketsync.logs import configure_logging
-from marketsync.server import create_server, serve_until_stopped
+from marketsync.server import serve
 from services.auth.accounts import Accounts
 from services.auth.credentials import Credentials
 from services.auth.database import open_pool
@@ -75,21 +74,14 @@ async def main() -> None:
             AuthInternalServicer(accounts, credentials, sync_logs), server
         )
 
-    access = AccessInterceptor(
-        jwt_secret=settings.jwt_secret,
-        internal_service_key=settings.internal_service_key,
-        check_session=accounts.check_session,
-        open_methods=OPEN_METHODS,
-    )
-    service = create_server(
-        host=settings.grpc_host,
-        port=settings.grpc_port,
-        access=access,
+    await serve(
+        settings,
         service_names=SERVICE_NAMES,
         register=register,
+        check_session=accounts.check_session,
+        open_methods=OPEN_METHODS,
+        on_stop=[pool.close],
     )
-    service.on_stop.append(pool.close)
-    await serve_until_stopped(service, settings.shutdown_grace_seconds)
 
 
 if __name__ == "__main__":

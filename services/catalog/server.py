@@ -12,10 +12,9 @@ from pydantic import Field
 
 from marketsync.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from marketsync.config import ServiceSettings, load_settings
-from marketsync.interceptors import AccessInterceptor
 from marketsync.logs import configure_logging
 from marketsync.page_tokens import derive_key
-from marketsync.server import create_server, serve_until_stopped
+from marketsync.server import serve
 from marketsync.service_auth import ServiceCredential, internal_channel
 from marketsync.sessions import RemoteSessionChecker
 from services.catalog.dynamo import make_dynamodb_client
@@ -61,20 +60,13 @@ async def main() -> None:
             CatalogInternalServicer(store), server
         )
 
-    access = AccessInterceptor(
-        jwt_secret=settings.jwt_secret,
-        internal_service_key=settings.internal_service_key,
-        check_session=RemoteSessionChecker(auth),
-    )
-    service = create_server(
-        host=settings.grpc_host,
-        port=settings.grpc_port,
-        access=access,
+    await serve(
+        settings,
         service_names=SERVICE_NAMES,
         register=register,
+        check_session=RemoteSessionChecker(auth),
+        on_stop=[auth.close],
     )
-    service.on_stop.append(auth.close)
-    await serve_until_stopped(service, settings.shutdown_grace_seconds)
 
 
 if __name__ == "__main__":

@@ -221,32 +221,52 @@ class SyncRunner:
         except aio.AioRpcError as exc:
             log.warning("catalog write failed", extra={"sync_id": sync_id, "detail": exc.details()})
             error = "the catalog could not store the products; start the sync again"
+        except asyncio.CancelledError:
+            error = "the sync was interrupted because the sync service stopped; start it again"
+            raise
         except Exception:
             log.exception("sync crashed", extra={"sync_id": sync_id})
             error = "the sync stopped on an internal error; start it again"
         finally:
             heartbeat.cancel()
+            # Shielded: a sync cancelled by shutdown still records why it ended.
+            await asyncio.shield(
+                self._finish(organization_id, marketplace, sync_id, status, error, progress)
+            )
+            log.info(
+                "sync finished",
+                extra={"sync_id": sync_id, "status": status, "fetched": progress.fetched,
+                       "written": progress.written, "unchanged": progress.unchanged,
+                       "failed": len(progress.failures),
+                       "duration_ms": int((time.monotonic() - started) * 1000)},
+            )  # fmt: skip
+
+    async def _finish(
+        self,
+        organization_id: int,
+        marketplace: str,
+        sync_id: int,
+        status: str,
+        error: str,
+        progress: Progress,
+    ) -> None:
         if status == "failed":
             self._credentials.forget(organization_id, marketplace)
         for sku, message in progress.failures:
             log.warning("item failed", extra={"sync_id": sync_id, "sku": sku, "reason": message})
-        await self._auth.FinishSyncLog(
-            auth_pb2.FinishSyncLogRequest(
-                organization_id=organization_id,
-                sync_id=sync_id,
-                status=status,
-                counts=progress.counts(),
-                error=error,
-            ),
-            timeout=30,
+        request = auth_pb2.FinishSyncLogRequest(
+            organization_id=organization_id,
+            sync_id=sync_id,
+            status=status,
+            counts=progress.counts(),
+            error=error,
         )
-        log.info(
-            "sync finished",
-            extra={"sync_id": sync_id, "status": status, "fetched": progress.fetched,
-                   "written": progress.written, "unchanged": progress.unchanged,
-                   "failed": len(progress.failures),
-                   "duration_ms": int((time.monotonic() - started) * 1000)},
-        )  # fmt: skip
+        try:
+            await self._auth.FinishSyncLog(request, timeout=30)
+        except aio.AioRpcError as exc:
+            # Auth fails the log once its lease runs out; a new sync can start then.
+            log.error("could not record the sync's outcome", extra={"sync_id": sync_id,
+                      "status": status, "detail": exc.details()})  # fmt: skip
 
     async def _pull_into_catalog(
         self,

@@ -16,10 +16,9 @@ from pydantic import Field
 from marketsync.auth.v1 import auth_pb2_grpc
 from marketsync.catalog.v1 import catalog_pb2_grpc
 from marketsync.config import ServiceSettings, load_settings
-from marketsync.interceptors import AccessInterceptor
 from marketsync.logs import configure_logging
 from marketsync.page_tokens import PageTokenSigner, derive_key
-from marketsync.server import create_server, serve_until_stopped
+from marketsync.server import serve
 from marketsync.service_auth import ServiceCredential, internal_channel
 from marketsync.sessions import RemoteSessionChecker
 from marketsync.sync.v1 import sync_pb2, sync_pb2_grpc
@@ -112,18 +111,6 @@ async def main() -> None:
             SyncInternalServicer(runner), server
         )
 
-    access = AccessInterceptor(
-        jwt_secret=settings.jwt_secret,
-        internal_service_key=settings.internal_service_key,
-        check_session=RemoteSessionChecker(auth_channel),
-    )
-    service = create_server(
-        host=settings.grpc_host,
-        port=settings.grpc_port,
-        access=access,
-        service_names=SERVICE_NAMES,
-        register=register,
-    )
     scheduler = None
     if settings.sync_schedule_interval_seconds:
         scheduler = asyncio.create_task(
@@ -143,8 +130,13 @@ async def main() -> None:
         await auth_channel.close()
         await catalog_channel.close()
 
-    service.on_stop.append(stop_background_work)
-    await serve_until_stopped(service, settings.shutdown_grace_seconds)
+    await serve(
+        settings,
+        service_names=SERVICE_NAMES,
+        register=register,
+        check_session=RemoteSessionChecker(auth_channel),
+        on_stop=[stop_background_work],
+    )
 
 
 if __name__ == "__main__":
