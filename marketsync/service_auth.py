@@ -64,29 +64,28 @@ def verify_service_token(key: str, token: str) -> str:
     return str(claims["iss"])
 
 
-class _ServiceCredentialInterceptor(
-    aio.UnaryUnaryClientInterceptor,
-    aio.UnaryStreamClientInterceptor,
-    aio.StreamUnaryClientInterceptor,
-):
+class _WithCredential:
     def __init__(self, credential: ServiceCredential) -> None:
         self._credential = credential
 
-    def _with_credential(self, details: aio.ClientCallDetails) -> aio.ClientCallDetails:
+    def _details(self, details: aio.ClientCallDetails) -> aio.ClientCallDetails:
         metadata = aio.Metadata(*(details.metadata or ()))
         metadata.add(SERVICE_METADATA_KEY, self._credential.token())
         return aio.ClientCallDetails(
             details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
         )
 
+
+# grpc.aio files each interceptor under the first call kind it implements, so each kind of
+# call needs an interceptor object of its own.
+class _UnaryUnary(_WithCredential, aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
-        return await continuation(self._with_credential(client_call_details), request)
+        return await continuation(self._details(client_call_details), request)
 
-    async def intercept_unary_stream(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
-        return await continuation(self._with_credential(client_call_details), request)
 
+class _StreamUnary(_WithCredential, aio.StreamUnaryClientInterceptor):
     async def intercept_stream_unary(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
-        return await continuation(self._with_credential(client_call_details), request_iterator)
+        return await continuation(self._details(client_call_details), request_iterator)
 
 
 def internal_channel(address: str, credential: ServiceCredential) -> aio.Channel:
@@ -97,5 +96,7 @@ def internal_channel(address: str, credential: ServiceCredential) -> aio.Channel
         ("grpc.keepalive_time_ms", 30_000),
     )
     return aio.insecure_channel(
-        address, options=options, interceptors=[_ServiceCredentialInterceptor(credential)]
+        address,
+        options=options,
+        interceptors=[kind(credential) for kind in (_UnaryUnary, _StreamUnary)],
     )

@@ -283,13 +283,16 @@ class SyncRunner:
                 progress.failures.extend((item.sku, item.message) for item in page.skipped)
                 for start in range(0, len(page.products), self._write_batch_size):
                     batch = page.products[start : start + self._write_batch_size]
-                    await call.write(
-                        catalog_pb2.WriteSyncedProductsRequest(
-                            organization_id=organization_id,
-                            marketplace=marketplace,
-                            products=[product_message(p) for p in batch],
-                        )
+                    request = catalog_pb2.WriteSyncedProductsRequest(
+                        organization_id=organization_id,
+                        marketplace=marketplace,
+                        products=[product_message(p) for p in batch],
                     )
+                    try:
+                        await call.write(request)
+                    except asyncio.InvalidStateError:
+                        await call  # the catalog ended the call: raise its status instead
+                        raise
             await call.done_writing()
             result = await call
         except BaseException:
