@@ -14,16 +14,16 @@ downstream passes through; anything else is logged and answered INTERNAL without
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc import aio
 
-from marketsync.errors import DomainError, Unauthenticated
+from marketsync.errors import DomainError, InvalidArgument, Unauthenticated
 from marketsync.identity import Identity, bind_identity, verify_user_token
 from marketsync.service_auth import SERVICE_METADATA_KEY, verify_service_token
 
@@ -134,31 +134,57 @@ def _downstream_status(method: str, exc: aio.AioRpcError) -> tuple[grpc.StatusCo
 Guard = Callable[[aio.ServicerContext], Any]
 
 
+_UNDECODABLE = object()
+UNDECODABLE_MESSAGE = "the request does not match the method's fields; check their names and types"
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """A request that does not parse reaches the guard, which answers INVALID_ARGUMENT; grpc
+    itself would answer UNKNOWN (a 500 through Envoy)."""
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except DecodeError:
+            return _UNDECODABLE
+
+    return parse
+
+
+def _decoded(request: Any) -> Any:
+    if request is _UNDECODABLE:
+        raise InvalidArgument(UNDECODABLE_MESSAGE)
+    return request
+
+
+async def _decoded_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for request in requests:
+        yield _decoded(request)
+
+
 def _wrap_handler(handler: grpc.RpcMethodHandler, guard: Guard) -> grpc.RpcMethodHandler:
     codec = {
-        "request_deserializer": handler.request_deserializer,
+        "request_deserializer": _tolerant(handler.request_deserializer),
         "response_serializer": handler.response_serializer,
     }
-    if handler.unary_unary or handler.stream_unary:
-        inner = handler.unary_unary or handler.stream_unary
+    if handler.unary_unary:
+        unary = handler.unary_unary
 
         async def respond(request: Any, context: aio.ServicerContext) -> Any:
             async with guard(context):
-                return await inner(request, context)
+                return await unary(_decoded(request), context)
 
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(respond, **codec)
-        return grpc.stream_unary_rpc_method_handler(respond, **codec)
+        return grpc.unary_unary_rpc_method_handler(respond, **codec)
+    if handler.stream_unary:
+        streamed = handler.stream_unary
 
-    streaming = handler.unary_stream or handler.stream_stream
-    if not inspect.isasyncgenfunction(streaming):
-        raise TypeError("server-streaming handlers must be async generators")
+        async def respond_to_stream(
+            requests: AsyncIterator[Any], context: aio.ServicerContext
+        ) -> Any:
+            async with guard(context):
+                return await streamed(_decoded_stream(requests), context)
 
-    async def stream(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
-        async with guard(context):
-            async for response in streaming(request, context):
-                yield response
-
-    if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(stream, **codec)
-    return grpc.stream_stream_rpc_method_handler(stream, **codec)
+        return grpc.stream_unary_rpc_method_handler(respond_to_stream, **codec)
+    raise TypeError(f"{handler!r}: only unary and client-streaming RPCs are served")
