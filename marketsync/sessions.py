@@ -23,9 +23,12 @@ MAX_CACHED_SESSIONS = 50_000
 
 class RemoteSessionChecker:
     def __init__(
-        self, auth_channel: aio.Channel, *, clock: Callable[[], float] = time.monotonic
+        self,
+        auth: auth_pb2_grpc.AuthInternalServiceStub,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._auth = auth_pb2_grpc.AuthInternalServiceStub(auth_channel)
+        self._auth = auth
         self._clock = clock
         # identity from the token -> (checked at, role from the member row or None if refused)
         self._answers: dict[Identity, tuple[float, str | None]] = {}

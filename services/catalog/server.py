@@ -10,6 +10,7 @@ import asyncio
 from grpc import aio
 from pydantic import Field
 
+from marketsync.auth.v1 import auth_pb2_grpc
 from marketsync.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from marketsync.config import ServiceSettings, load_settings
 from marketsync.logs import configure_logging
@@ -50,7 +51,7 @@ async def main() -> None:
         settings.products_table_name,
         derive_key(settings.jwt_secret, "catalog products"),
     )
-    auth = internal_channel(
+    auth_channel = internal_channel(
         settings.auth_address, ServiceCredential(settings.internal_service_key, "catalog")
     )
 
@@ -64,8 +65,8 @@ async def main() -> None:
         settings,
         service_names=SERVICE_NAMES,
         register=register,
-        check_session=RemoteSessionChecker(auth),
-        on_stop=[auth.close],
+        check_session=RemoteSessionChecker(auth_pb2_grpc.AuthInternalServiceStub(auth_channel)),
+        on_stop=[auth_channel.close],
     )
 
 

@@ -134,7 +134,7 @@ async def main() -> None:
         settings,
         service_names=SERVICE_NAMES,
         register=register,
-        check_session=RemoteSessionChecker(auth_channel),
+        check_session=RemoteSessionChecker(auth),
         on_stop=[stop_background_work],
     )
 
