@@ -25,6 +25,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,6 +199,10 @@ def start_stack(data_dir: Path, overrides: Mapping[str, str] = (), log_sink=sys.
 def _start_backends(stack: Stack) -> None:
     env = stack.env
     if not env.get("CRED_DATABASE_URL"):
+        # pgserver logs every command it runs, output included, and warns about a
+        # platformdirs fallback that does not matter here.
+        logging.getLogger("pgserver").setLevel(logging.WARNING)
+        warnings.filterwarnings("ignore", "XDG_RUNTIME_DIR is not set")
         import pgserver
 
         stack._postgres = pgserver.get_server(stack.data_dir / "postgres", cleanup_mode="stop")
