@@ -7,7 +7,7 @@ serving other RPCs meanwhile.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 from grpc import aio
 
@@ -82,6 +82,24 @@ def product_message(product: Product) -> catalog_pb2.Product:
     )
 
 
+def _product_inputs(
+    products: Iterable[catalog_pb2.Product], marketplace: str = ""
+) -> tuple[list[ProductInput], list[tuple[str, str]]]:
+    """The writes of a batch, and the SKUs refused with why.
+
+    A SKU's last occurrence wins before any is translated: an earlier bad copy must not fail
+    the SKU, nor may a later bad copy leave an earlier good one to be stored.
+    """
+    latest = {product.sku: product for product in products}
+    writes, failed = [], []
+    for sku, product in latest.items():
+        try:
+            writes.append(product_input(sku, product, marketplace))
+        except InvalidArgument as exc:
+            failed.append((sku, exc.message))
+    return writes, failed
+
+
 def _failed(failed: list[tuple[str, str]]) -> list[catalog_pb2.FailedProduct]:
     return [catalog_pb2.FailedProduct(sku=sku, message=message) for sku, message in failed]
 
@@ -141,12 +159,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             raise InvalidArgument(
                 f"products: at most {MAX_BATCH_SIZE} per request, got {len(request.products)}"
             )
-        writes, failed = [], []
-        for product in request.products:
-            try:
-                writes.append(product_input(product.sku, product))
-            except InvalidArgument as exc:
-                failed.append((product.sku, exc.message))
+        writes, failed = _product_inputs(request.products)
         result = await asyncio.to_thread(self._store.batch_upsert, identity.organization_id, writes)
         return catalog_pb2.BatchUpsertProductsResponse(
             upserted=result.stored,
@@ -192,12 +205,8 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
                     raise InvalidArgument(
                         "the first message must name the organization and the marketplace"
                     )
-            writes = []
-            for product in batch.products:
-                try:
-                    writes.append(product_input(product.sku, product, marketplace))
-                except InvalidArgument as exc:
-                    failed.append((product.sku, exc.message))
+            writes, refused = _product_inputs(batch.products, marketplace)
+            failed.extend(refused)
             result = await asyncio.to_thread(self._store.batch_upsert, organization_id, writes)
             written += result.upserted
             unchanged += result.unchanged
