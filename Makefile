@@ -28,9 +28,10 @@ lint: $(STAMP)
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
 
-## proto: regenerate the Python stubs and Envoy's descriptor set from protos/
+## proto: regenerate the Python stubs, Envoy's descriptor set and the Kubernetes gateway config
 proto: $(STAMP)
 	@$(BIN)/python protos/generate.py
+	@PYTHON=$(BIN)/python deploy/k8s/render-gateway.sh
 
 ## migrate: apply schema/ to the database named by CRED_DATABASE_URL
 migrate: $(STAMP)

@@ -214,3 +214,15 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
         return catalog_pb2.WriteSyncedProductsResponse(
             written=written, unchanged=unchanged, failed=_failed(failed)
         )
+
+    async def GetStoredProducts(
+        self, request: catalog_pb2.GetStoredProductsRequest, context: aio.ServicerContext
+    ) -> catalog_pb2.GetStoredProductsResponse:
+        if request.organization_id <= 0:
+            raise InvalidArgument("organization_id: must name an organization")
+        products = await asyncio.to_thread(
+            self._store.get_many, request.organization_id, list(request.skus)
+        )
+        return catalog_pb2.GetStoredProductsResponse(
+            products=[product_message(product) for product in products]
+        )

@@ -110,6 +110,19 @@ class ProductStore:
             raise NotFound(f"product {sku} does not exist")
         return _product_from_item(item, listings)
 
+    def get_many(self, organization_id: int, skus: Sequence[str]) -> list[Product]:
+        """The stored products of these SKUs, without listings; absent ones are left out."""
+        if len(skus) > MAX_BATCH_GET_KEYS:
+            raise InvalidArgument(f"skus: at most {MAX_BATCH_GET_KEYS} per call, got {len(skus)}")
+        for sku in skus:
+            validate_sku(sku)
+        keys = {(product_pk(organization_id, sku), METADATA) for sku in skus}
+        deadline = time.monotonic() + self._backoff.deadline_seconds
+        found, unread, _ = self._batch_get(keys, deadline, consistent=False)
+        if unread:
+            raise Unavailable("the catalog is busy; try again shortly")
+        return [_product_from_item(item, ()) for item in found.values()]
+
     def list_page(
         self, organization_id: int, page_size: int, page_token: str = "", marketplace: str = ""
     ) -> ProductPage:

@@ -169,3 +169,17 @@ class WriteSyncedProductsResponse(_message.Message):
     unchanged: int
     failed: _containers.RepeatedCompositeFieldContainer[FailedProduct]
     def __init__(self, written: _Optional[int] = ..., unchanged: _Optional[int] = ..., failed: _Optional[_Iterable[_Union[FailedProduct, _Mapping]]] = ...) -> None: ...
+
+class GetStoredProductsRequest(_message.Message):
+    __slots__ = ("organization_id", "skus")
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SKUS_FIELD_NUMBER: _ClassVar[int]
+    organization_id: int
+    skus: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, organization_id: _Optional[int] = ..., skus: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetStoredProductsResponse(_message.Message):
+    __slots__ = ("products",)
+    PRODUCTS_FIELD_NUMBER: _ClassVar[int]
+    products: _containers.RepeatedCompositeFieldContainer[Product]
+    def __init__(self, products: _Optional[_Iterable[_Union[Product, _Mapping]]] = ...) -> None: ...

@@ -339,6 +339,11 @@ class CatalogInternalServiceStub:
                 request_serializer=marketsync_dot_catalog_dot_v1_dot_catalog__pb2.WriteSyncedProductsRequest.SerializeToString,
                 response_deserializer=marketsync_dot_catalog_dot_v1_dot_catalog__pb2.WriteSyncedProductsResponse.FromString,
                 _registered_method=True)
+        self.GetStoredProducts = channel.unary_unary(
+                '/marketsync.catalog.v1.CatalogInternalService/GetStoredProducts',
+                request_serializer=marketsync_dot_catalog_dot_v1_dot_catalog__pb2.GetStoredProductsRequest.SerializeToString,
+                response_deserializer=marketsync_dot_catalog_dot_v1_dot_catalog__pb2.GetStoredProductsResponse.FromString,
+                _registered_method=True)
 
 
 class CatalogInternalServiceServicer:
@@ -353,6 +358,14 @@ class CatalogInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetStoredProducts(self, request, context):
+        """The stored products of up to 100 SKUs, without listings; absent SKUs are left out. A sync
+        reuses what rarely changes (Amazon's brand, category and image) instead of asking again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CatalogInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -360,6 +373,11 @@ def add_CatalogInternalServiceServicer_to_server(servicer, server):
                     servicer.WriteSyncedProducts,
                     request_deserializer=marketsync_dot_catalog_dot_v1_dot_catalog__pb2.WriteSyncedProductsRequest.FromString,
                     response_serializer=marketsync_dot_catalog_dot_v1_dot_catalog__pb2.WriteSyncedProductsResponse.SerializeToString,
+            ),
+            'GetStoredProducts': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStoredProducts,
+                    request_deserializer=marketsync_dot_catalog_dot_v1_dot_catalog__pb2.GetStoredProductsRequest.FromString,
+                    response_serializer=marketsync_dot_catalog_dot_v1_dot_catalog__pb2.GetStoredProductsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -391,6 +409,33 @@ class CatalogInternalService:
             '/marketsync.catalog.v1.CatalogInternalService/WriteSyncedProducts',
             marketsync_dot_catalog_dot_v1_dot_catalog__pb2.WriteSyncedProductsRequest.SerializeToString,
             marketsync_dot_catalog_dot_v1_dot_catalog__pb2.WriteSyncedProductsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStoredProducts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marketsync.catalog.v1.CatalogInternalService/GetStoredProducts',
+            marketsync_dot_catalog_dot_v1_dot_catalog__pb2.GetStoredProductsRequest.SerializeToString,
+            marketsync_dot_catalog_dot_v1_dot_catalog__pb2.GetStoredProductsResponse.FromString,
             options,
             channel_credentials,
             insecure,
