@@ -311,7 +311,7 @@ class AuthInternalServicer(auth_pb2_grpc.AuthInternalServiceServicer):
         )
         return auth_pb2.ListDueSyncsResponse(
             due=[
-                auth_pb2.DueSync(organization_id=d.organization_id, marketplace=d.marketplace)
+                sync_pb2.DueSync(organization_id=d.organization_id, marketplace=d.marketplace)
                 for d in due
             ]
         )

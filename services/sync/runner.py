@@ -3,8 +3,7 @@ the catalog while still fetching, heartbeat, and close the log with the outcome.
 
 A sync runs as a background task of the replica that started it; its log's heartbeat is its
 lease (auth takes a log without a heartbeat for longer than the lease for dead). Credentials are
-cached for at most 5 minutes, and dropped when a sync fails so corrected credentials are used
-by the next one.
+read from auth for every sync, never kept: deleted or corrected credentials count at once.
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ from services.sync.marketplaces import (
 log = logging.getLogger(__name__)
 
 MARKETPLACES = (AMAZON, WALMART)
-CREDENTIALS_CACHE_SECONDS = 300.0
 # How many failed SKUs a log's error names; the rest are counted and logged.
 NAMED_FAILURES = 5
 
@@ -44,34 +42,6 @@ OpenCatalogue = Callable[[str, Mapping[str, str], int], Iterator[CatalogPage]]
 def validate_marketplace(marketplace: str) -> None:
     if marketplace not in MARKETPLACES:
         raise InvalidArgument(f"marketplace: must be amazon or walmart, got {marketplace!r}")
-
-
-class CredentialsCache:
-    def __init__(
-        self,
-        auth: auth_pb2_grpc.AuthInternalServiceStub,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._auth = auth
-        self._clock = clock
-        self._entries: dict[tuple[int, str], tuple[float, dict[str, str]]] = {}
-
-    async def get(self, organization_id: int, marketplace: str) -> dict[str, str]:
-        key = (organization_id, marketplace)
-        cached = self._entries.get(key)
-        if cached is None or self._clock() - cached[0] >= CREDENTIALS_CACHE_SECONDS:
-            answer = await self._auth.GetMarketplaceCredentials(
-                auth_pb2.GetMarketplaceCredentialsRequest(
-                    organization_id=organization_id, marketplace=marketplace
-                ),
-                timeout=10,
-            )
-            cached = (self._clock(), dict(answer.credentials))
-            self._entries[key] = cached
-        return cached[1]
-
-    def forget(self, organization_id: int, marketplace: str) -> None:
-        self._entries.pop((organization_id, marketplace), None)
 
 
 @dataclass
@@ -124,14 +94,12 @@ class SyncRunner:
         *,
         auth: auth_pb2_grpc.AuthInternalServiceStub,
         catalog: catalog_pb2_grpc.CatalogInternalServiceStub,
-        credentials: CredentialsCache,
         open_catalogue: OpenCatalogue,
         heartbeat_seconds: float = 15.0,
         write_batch_size: int = 250,
     ) -> None:
         self._auth = auth
         self._catalog = catalog
-        self._credentials = credentials
         self._open_catalogue = open_catalogue
         self._heartbeat_seconds = heartbeat_seconds
         self._write_batch_size = write_batch_size
@@ -148,7 +116,13 @@ class SyncRunner:
     ) -> sync_pb2.SyncLog:
         """Open the sync's log and run it in the background; answers the running log."""
         validate_marketplace(marketplace)
-        credentials = await self._credentials.get(organization_id, marketplace)
+        stored = await self._auth.GetMarketplaceCredentials(
+            auth_pb2.GetMarketplaceCredentialsRequest(
+                organization_id=organization_id, marketplace=marketplace
+            ),
+            timeout=10,
+        )
+        credentials = dict(stored.credentials)
         sync_log = await self._auth.StartSyncLog(
             auth_pb2.StartSyncLogRequest(
                 organization_id=organization_id,
@@ -250,8 +224,6 @@ class SyncRunner:
         error: str,
         progress: Progress,
     ) -> None:
-        if status == "failed":
-            self._credentials.forget(organization_id, marketplace)
         for sku, message in progress.failures:
             log.warning("item failed", extra={"sync_id": sync_id, "sku": sku, "reason": message})
         request = auth_pb2.FinishSyncLogRequest(

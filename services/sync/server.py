@@ -31,7 +31,7 @@ from services.sync.marketplaces import (
     WalmartCatalog,
     WalmartEndpoints,
 )
-from services.sync.runner import CredentialsCache, OpenCatalogue, SyncRunner
+from services.sync.runner import OpenCatalogue, SyncRunner
 from services.sync.servicer import SyncInternalServicer, SyncServicer
 
 SERVICE_NAMES = tuple(
@@ -97,7 +97,6 @@ async def main() -> None:
     runner = SyncRunner(
         auth=auth,
         catalog=catalog_pb2_grpc.CatalogInternalServiceStub(catalog_channel),
-        credentials=CredentialsCache(auth),
         open_catalogue=catalogue_opener(settings, Pacer()),
         heartbeat_seconds=settings.sync_heartbeat_seconds,
     )
