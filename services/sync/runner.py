@@ -25,8 +25,10 @@ from services.sync.marketplaces import (
     AMAZON,
     WALMART,
     CatalogPage,
+    Enrichment,
     MarketplaceError,
     MarketplaceProduct,
+    StoredEnrichment,
     pages_in_thread,
 )
 
@@ -36,7 +38,9 @@ MARKETPLACES = (AMAZON, WALMART)
 # How many failed SKUs a log's error names; the rest are counted and logged.
 NAMED_FAILURES = 5
 
-OpenCatalogue = Callable[[str, Mapping[str, str], int], Iterator[CatalogPage]]
+# (marketplace, credentials, organization id, what earlier syncs stored) -> pages
+OpenCatalogue = Callable[[str, Mapping[str, str], int, StoredEnrichment], Iterator[CatalogPage]]
+STORED_LOOKUP_SECONDS = 30
 
 
 def validate_marketplace(marketplace: str) -> None:
@@ -247,7 +251,9 @@ class SyncRunner:
         credentials: Mapping[str, str],
         progress: Progress,
     ) -> None:
-        pages = self._open_catalogue(marketplace, credentials, organization_id)
+        pages = self._open_catalogue(
+            marketplace, credentials, organization_id, self._stored_enrichment(organization_id)
+        )
         call = self._catalog.WriteSyncedProducts(timeout=3600)
         try:
             async for page in pages_in_thread(pages):
@@ -273,6 +279,27 @@ class SyncRunner:
         progress.written = result.written
         progress.unchanged = result.unchanged
         progress.failures.extend((f.sku, f.message) for f in result.failed)
+
+    def _stored_enrichment(self, organization_id: int) -> StoredEnrichment:
+        """A lookup the marketplace client calls from its worker thread; the catalog answers
+        on this event loop."""
+        loop = asyncio.get_running_loop()
+
+        async def stored(skus: list[str]) -> dict[str, tuple[str, Enrichment]]:
+            answer = await self._catalog.GetStoredProducts(
+                catalog_pb2.GetStoredProductsRequest(organization_id=organization_id, skus=skus),
+                timeout=STORED_LOOKUP_SECONDS,
+            )
+            return {
+                p.sku: (p.asin, Enrichment(p.brand, p.category, p.image_url))
+                for p in answer.products
+            }
+
+        def lookup(skus: list[str]) -> dict[str, tuple[str, Enrichment]]:
+            future = asyncio.run_coroutine_threadsafe(stored(skus), loop)
+            return future.result(STORED_LOOKUP_SECONDS)
+
+        return lookup
 
     async def _heartbeat(self, organization_id: int, sync_id: int, progress: Progress) -> None:
         while True:

@@ -28,6 +28,7 @@ from services.sync.marketplaces import (
     AmazonEndpoints,
     CatalogPage,
     Pacer,
+    StoredEnrichment,
     WalmartCatalog,
     WalmartEndpoints,
 )
@@ -66,11 +67,16 @@ def catalogue_opener(settings: SyncSettings, pacer: Pacer) -> OpenCatalogue:
     walmart = WalmartEndpoints.from_environment(environment)
 
     def open_catalogue(
-        marketplace: str, credentials: Mapping[str, str], organization_id: int
+        marketplace: str,
+        credentials: Mapping[str, str],
+        organization_id: int,
+        stored_enrichment: StoredEnrichment,
     ) -> Iterator[CatalogPage]:
         account = str(organization_id)
         if marketplace == AMAZON:
-            return AmazonCatalog(credentials, amazon, pacer, account=account).pages()
+            return AmazonCatalog(
+                credentials, amazon, pacer, account=account, stored_enrichment=stored_enrichment
+            ).pages()
         return WalmartCatalog(credentials, walmart, pacer, account=account).pages()
 
     return open_catalogue

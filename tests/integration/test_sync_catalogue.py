@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 
+from marketsync.devstack import Stack
 from marketsync.sandbox.catalogue import amazon_catalogue, walmart_catalogue
 from tests.integration.conftest import Answer, Api
 from tests.integration.sync_support import (
     FINAL_STATUSES,
     SYNC_DEADLINE_SECONDS,
+    Sandbox,
     Seller,
     account,
     all_products,
@@ -141,8 +143,10 @@ def test_a_second_start_of_a_running_sync_is_refused(big_sync: BigSync) -> None:
     assert_error(big_sync.second_start, 409, "amazon", "already running")
 
 
-def test_running_the_sync_again_writes_nothing(api: Api, big_sync: BigSync) -> None:
+def test_running_the_sync_again_writes_nothing(api: Api, stack: Stack, big_sync: BigSync) -> None:
     token = big_sync.seller.token
+    sandbox = Sandbox(stack)
+    enrichment_calls = sandbox.calls(big_sync.refresh_token)["searchCatalogItems"]
     sync_ids = {marketplace: start_sync(api, token, marketplace) for marketplace in big_sync.first}
     again = _wait_for_all(api, token, sync_ids, [])
     for marketplace, log in again.items():
@@ -156,3 +160,5 @@ def test_running_the_sync_again_writes_nothing(api: Api, big_sync: BigSync) -> N
             assert stored.status == 200, stored.body
             assert as_stored(stored.body) == product
             assert stored.body["updated_at"] == stored.body["created_at"], stored.body
+    # Brand, category and image of unchanged ASINs come from the catalog, not Catalog Items.
+    assert sandbox.calls(big_sync.refresh_token)["searchCatalogItems"] == enrichment_calls

@@ -16,6 +16,7 @@ from services.sync.marketplaces import (
     pages_in_thread,
 )
 from services.sync.marketplaces.amazon import AccessTokenCache
+from services.sync.marketplaces.records import Enrichment, StoredEnrichment, nothing_stored
 from tests.sync.conftest import (
     FAST_BACKOFF,
     call_counts,
@@ -32,6 +33,7 @@ def catalog_of(
     pacer: Pacer,
     *,
     client_id: str = "amzn1.application-oa2-client.demo",
+    stored_enrichment: StoredEnrichment = nothing_stored,
 ) -> AmazonCatalog:
     credentials = {
         "refresh_token": refresh_token,
@@ -40,7 +42,14 @@ def catalog_of(
         "seller_id": "A1SELLER",
         "marketplace_id": "ATVPDKIKX0DER",
     }
-    return AmazonCatalog(credentials, endpoints, pacer, account=refresh_token, backoff=FAST_BACKOFF)
+    return AmazonCatalog(
+        credentials,
+        endpoints,
+        pacer,
+        account=refresh_token,
+        stored_enrichment=stored_enrichment,
+        backoff=FAST_BACKOFF,
+    )
 
 
 def test_a_catalogue_of_two_thousand_arrives_complete_and_right(
@@ -267,3 +276,28 @@ def test_access_tokens_are_reused_until_shortly_before_they_expire() -> None:
     assert first == again == {"access_token": "Atza|1", "expires_in": 3600}
     assert renewed["access_token"] == "Atza|2"
     assert after_drop["access_token"] == "Atza|3"
+
+
+def test_a_resync_reuses_stored_enrichment_of_unchanged_asins(
+    sandbox: SandboxHandle, amazon_endpoints: AmazonEndpoints, pacer: Pacer
+) -> None:
+    seller = unique_account("reuse", 300)
+    first, _ = collect(catalog_of(seller, amazon_endpoints, pacer).pages())
+    asked_first = call_counts(sandbox, seller)["searchCatalogItems"]
+    moved = "AMZ-000007"  # as if the seller had mapped this SKU to another ASIN since
+
+    def stored(skus: list[str]) -> dict[str, tuple[str, Enrichment]]:
+        return {
+            sku: (
+                "B0OLDASIN0" if sku == moved else first[sku].asin,
+                Enrichment(first[sku].brand, first[sku].category, first[sku].image_url),
+            )
+            for sku in skus
+        }
+
+    again, _ = collect(
+        catalog_of(seller, amazon_endpoints, pacer, stored_enrichment=stored).pages()
+    )
+
+    assert again == first
+    assert call_counts(sandbox, seller)["searchCatalogItems"] - asked_first == 1

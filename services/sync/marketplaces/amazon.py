@@ -36,9 +36,12 @@ from services.sync.marketplaces.records import (
     AMAZON,
     AmazonEndpoints,
     CatalogPage,
+    Enrichment,
     MarketplaceError,
     MarketplaceProduct,
     SkippedItem,
+    StoredEnrichment,
+    nothing_stored,
 )
 
 T = TypeVar("T")
@@ -133,13 +136,6 @@ class _Marketplace:
 
 
 @dataclass(frozen=True)
-class _Enrichment:
-    brand: str = ""
-    category: str = ""
-    image_url: str = ""
-
-
-@dataclass(frozen=True)
 class _ReportDocument:
     url: str
     compression: str | None
@@ -159,6 +155,7 @@ class AmazonCatalog:
         pacer: Pacer,
         *,
         account: str,
+        stored_enrichment: StoredEnrichment = nothing_stored,
         backoff: Backoff = Backoff(),  # noqa: B008 - immutable
     ) -> None:
         missing = [name for name in REQUIRED_CREDENTIALS if not credentials.get(name)]
@@ -173,6 +170,7 @@ class AmazonCatalog:
             )
         self._credentials = {name: credentials[name] for name in REQUIRED_CREDENTIALS}
         self._endpoints = endpoints
+        self._stored_enrichment = stored_enrichment
         self._token_client = _token_client_class(endpoints.lwa_token_url)
         self._caller = Caller(
             marketplace_label="Amazon",
@@ -324,11 +322,18 @@ class AmazonCatalog:
                 page.skipped.append(parsed)
             else:
                 listed.append((row, *parsed))
-        enrichment = self._enrichment(catalog, {row.get("asin1", "") for row, _, _ in listed})
+        rows_listed = [row for row, _, _ in listed]
+        reused = _unchanged_enrichment(
+            rows_listed, self._stored_enrichment([row["seller-sku"] for row in rows_listed])
+        )
+        enrichment = self._enrichment(
+            catalog,
+            {row.get("asin1", "") for row, _, _ in listed if row["seller-sku"] not in reused},
+        )
         currency = CURRENCIES[self._marketplace_id]
         for row, price, quantity in listed:
             asin = row.get("asin1", "")
-            extra = enrichment.get(asin, _Enrichment())
+            extra = reused.get(row["seller-sku"]) or enrichment.get(asin, Enrichment())
             page.products.append(
                 MarketplaceProduct(
                     sku=row["seller-sku"],
@@ -348,8 +353,8 @@ class AmazonCatalog:
             )
         return page
 
-    def _enrichment(self, catalog: CatalogItems, asins: set[str]) -> dict[str, _Enrichment]:
-        found: dict[str, _Enrichment] = {}
+    def _enrichment(self, catalog: CatalogItems, asins: set[str]) -> dict[str, Enrichment]:
+        found: dict[str, Enrichment] = {}
         for chunk in _batched(sorted(asin for asin in asins if asin), CATALOG_IDENTIFIERS_PER_CALL):
             page_token: str | None = None
             while True:
@@ -375,18 +380,30 @@ class AmazonCatalog:
                     break
         return found
 
-    def _enrichment_of(self, item: dict[str, Any]) -> _Enrichment:
+    def _enrichment_of(self, item: dict[str, Any]) -> Enrichment:
         summary = _for_marketplace(item.get("summaries") or [], self._marketplace_id) or {}
         image_sets = _for_marketplace(item.get("images") or [], self._marketplace_id) or {}
         main = next(
             (image for image in image_sets.get("images", []) if image.get("variant") == "MAIN"),
             {},
         )
-        return _Enrichment(
+        return Enrichment(
             brand=summary.get("brand", ""),
             category=(summary.get("browseClassification") or {}).get("displayName", ""),
             image_url=main.get("link", ""),
         )
+
+
+def _unchanged_enrichment(
+    rows: list[dict[str, str]], stored: Mapping[str, tuple[str, Enrichment]]
+) -> dict[str, Enrichment]:
+    """What was stored for the SKUs whose ASIN is still the same, by SKU."""
+    reusable = {}
+    for row in rows:
+        asin, enrichment = stored.get(row["seller-sku"], ("", Enrichment()))
+        if enrichment and asin == row.get("asin1", ""):
+            reusable[row["seller-sku"]] = enrichment
+    return reusable
 
 
 def _rows(raw: IO[bytes], document: _ReportDocument, encoding: str) -> Iterator[dict[str, str]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -28,6 +28,27 @@ class MarketplaceProduct:
     asin: str
     external_id: str
     status: str
+
+
+@dataclass(frozen=True)
+class Enrichment:
+    """A product's Catalog Items data on Amazon: brand, category and main image."""
+
+    brand: str = ""
+    category: str = ""
+    image_url: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.brand or self.category or self.image_url)
+
+
+# Given SKUs, what an earlier sync stored for them: (ASIN, enrichment) by SKU. Brand, category
+# and image rarely change, so a product whose ASIN is unchanged needs no Catalog Items call.
+StoredEnrichment = Callable[[list[str]], Mapping[str, tuple[str, Enrichment]]]
+
+
+def nothing_stored(skus: list[str]) -> Mapping[str, tuple[str, Enrichment]]:
+    return {}
 
 
 @dataclass(frozen=True)
