@@ -26,9 +26,13 @@ import time
 import urllib.error
 import urllib.request
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from pgserver.postgres_server import PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -70,7 +74,7 @@ class Child:
         self.relay.join(timeout=2)
 
 
-def _relay(name: str, stream, sink) -> None:  # type: ignore[no-untyped-def]
+def _relay(name: str, stream: IO[bytes], sink: TextIO) -> None:
     tag = f"{name:<8}| "
     for raw in iter(stream.readline, b""):
         sink.write(tag + raw.decode("utf-8", "replace"))
@@ -83,19 +87,21 @@ class Stack:
 
     data_dir: Path
     env: dict[str, str]
-    log_sink: object = sys.stdout
+    log_sink: TextIO = sys.stdout
     children: list[Child] = field(default_factory=list)
-    _postgres: object | None = None
+    postgres: PostgresServer | None = None
 
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.env['GATEWAY_PORT']}"
 
-    def spawn(self, name: str, argv: list[str], extra_env: Mapping[str, str] = ()) -> Child:  # type: ignore[assignment]
+    def spawn(
+        self, name: str, argv: list[str], extra_env: Mapping[str, str] | None = None
+    ) -> Child:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and binaries
             argv,
             cwd=REPO,
-            env={**self.env, **dict(extra_env)},
+            env={**self.env, **(extra_env or {})},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -115,12 +121,12 @@ class Stack:
         for child in reversed(self.children):
             child.stop()
         self.children.clear()
-        if self._postgres is not None:
-            self._postgres.cleanup()  # type: ignore[attr-defined]
-            self._postgres = None
+        if self.postgres is not None:
+            self.postgres.cleanup()
+            self.postgres = None
 
 
-def _dev_secret(data_dir: Path, name: str, make) -> str:  # type: ignore[no-untyped-def]
+def _dev_secret(data_dir: Path, name: str, make: Callable[[], str]) -> str:
     path = data_dir / name
     if not path.exists():
         path.write_text(make())
@@ -156,7 +162,7 @@ def _base_env(data_dir: Path, overrides: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def _wait_until(check, what: str, timeout: float, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+def _wait_until(check: Callable[[], bool], what: str, timeout: float, stack: Stack) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for child in stack.children:
@@ -184,9 +190,11 @@ def _port_open(port: int) -> bool:
     return False
 
 
-def start_stack(data_dir: Path, overrides: Mapping[str, str] = (), log_sink=sys.stdout) -> Stack:  # type: ignore[assignment,no-untyped-def]
+def start_stack(
+    data_dir: Path, overrides: Mapping[str, str] | None = None, log_sink: TextIO = sys.stdout
+) -> Stack:
     data_dir.mkdir(parents=True, exist_ok=True)
-    stack = Stack(data_dir=data_dir, env=_base_env(data_dir, dict(overrides)), log_sink=log_sink)
+    stack = Stack(data_dir=data_dir, env=_base_env(data_dir, overrides or {}), log_sink=log_sink)
     try:
         _start_backends(stack)
         _start_services(stack)
@@ -205,8 +213,8 @@ def _start_backends(stack: Stack) -> None:
         warnings.filterwarnings("ignore", "XDG_RUNTIME_DIR is not set")
         import pgserver
 
-        stack._postgres = pgserver.get_server(stack.data_dir / "postgres", cleanup_mode="stop")
-        env["CRED_DATABASE_URL"] = stack._postgres.get_uri()  # type: ignore[attr-defined]
+        stack.postgres = pgserver.get_server(stack.data_dir / "postgres", cleanup_mode="stop")
+        env["CRED_DATABASE_URL"] = stack.postgres.get_uri()
     if not env.get("DYNAMODB_ENDPOINT_URL"):
         port = free_port()
         env.setdefault("AWS_ACCESS_KEY_ID", "local")
@@ -271,7 +279,7 @@ def main() -> None:
     try:
         summary = {
             "gateway": stack.gateway_url,
-            "postgres": "embedded" if stack._postgres else "from CRED_DATABASE_URL",
+            "postgres": "embedded" if stack.postgres else "from CRED_DATABASE_URL",
             "dynamodb": stack.env["DYNAMODB_ENDPOINT_URL"],
         }
         log.info("Marketplace Sync is up: %s", json.dumps(summary))
