@@ -38,6 +38,8 @@ from services.auth.models import (
 )
 from services.auth.passwords import PasswordHasher
 
+# Ended sessions stay listed nowhere but are kept a day for whoever investigates an incident.
+ENDED_SESSION_RETENTION = timedelta(days=1)
 LOGIN_ATTEMPT_LIMIT = 5
 LOGIN_WINDOW = timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 8
@@ -168,6 +170,13 @@ class Accounts:
             )
         if not revoked:
             raise NotFound(f"session_id: you have no session {session_id}")
+
+    async def purge_ended(self) -> tuple[int, int]:
+        """Delete long-ended sessions and stale failed-login counters: (sessions, counters)."""
+        async with self._pool.connection() as conn:
+            return await store.purge_ended(
+                conn, ended_before=ENDED_SESSION_RETENTION, window=LOGIN_WINDOW
+            )
 
     async def check_session(self, identity: Identity) -> Identity:
         """The identity with its current role, or Unauthenticated if it no longer holds."""

@@ -7,8 +7,11 @@ serves. Run: python -m services.auth.server
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from datetime import timedelta
 
+import psycopg
 from grpc import aio
 from pydantic import Field
 
@@ -47,6 +50,21 @@ class AuthSettings(ServiceSettings):
     sync_lease_seconds: int = Field(default=120, ge=10)
 
 
+PURGE_INTERVAL_SECONDS = 3600
+log = logging.getLogger(__name__)
+
+
+async def purge_forever(accounts: Accounts) -> None:
+    """Delete long-ended sessions and stale login counters hourly; replicas may overlap."""
+    while True:
+        try:
+            sessions, counters = await accounts.purge_ended()
+            log.info("purged ended sessions", extra={"sessions": sessions, "counters": counters})
+        except psycopg.Error as exc:
+            log.warning("purge failed; next hour then", extra={"detail": str(exc)})
+        await asyncio.sleep(PURGE_INTERVAL_SECONDS)
+
+
 async def main() -> None:
     settings = load_settings(AuthSettings)
     configure_logging("auth", settings.log_level)
@@ -62,6 +80,13 @@ async def main() -> None:
     organizations = Organizations(pool)
     credentials = Credentials(pool, Vault.from_setting(settings.credentials_encryption_key))
     sync_logs = SyncLogs(pool, lease=timedelta(seconds=settings.sync_lease_seconds))
+    purge = asyncio.create_task(purge_forever(accounts))
+
+    async def stop_background_work() -> None:
+        purge.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await purge
+        await pool.close()
 
     def register(server: aio.Server) -> None:
         auth_pb2_grpc.add_AuthServiceServicer_to_server(
@@ -80,7 +105,7 @@ async def main() -> None:
         register=register,
         check_session=accounts.check_session,
         open_methods=OPEN_METHODS,
-        on_stop=[pool.close],
+        on_stop=[stop_background_work],
     )
 
 

@@ -234,6 +234,20 @@ async def count_login_attempt(conn: Conn, *, email: str, window: timedelta) -> t
     return int(row[0]), row[1]
 
 
+async def purge_ended(conn: Conn, *, ended_before: timedelta, window: timedelta) -> tuple[int, int]:
+    """Delete sessions that expired or were revoked longer ago than `ended_before`, and failed-
+    login counters whose window has passed; answer how many of each."""
+    sessions = await conn.execute(
+        "DELETE FROM sessions"
+        " WHERE expires_at < now() - %(ended)s OR revoked_at < now() - %(ended)s",
+        {"ended": ended_before},
+    )
+    failures = await conn.execute(
+        "DELETE FROM login_failures WHERE window_started_at <= now() - %s", (window,)
+    )
+    return sessions.rowcount, failures.rowcount
+
+
 async def clear_login_attempts(conn: Conn, email: str) -> None:
     await conn.execute("DELETE FROM login_failures WHERE email = lower(%s)", (email,))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -232,3 +233,39 @@ async def test_sessions_are_listed_and_revoked_by_their_owner_only(
         await accounts.revoke_session(bob.identity, second_id)
     await accounts.revoke_session(ann.identity, second_id)
     assert [s.id for s in await accounts.list_sessions(ann.identity)] == [ann.identity.session_id]
+
+
+async def test_purge_deletes_long_ended_sessions_and_stale_counters_only(
+    pool: AsyncConnectionPool, accounts: Accounts, signup: Signup
+) -> None:
+    ended, live = await signup("ended"), await signup("live")
+    await accounts.logout(ended.identity)
+    with pytest.raises(Unauthenticated):
+        await accounts.login(email=live.email, password="wrong password")
+    stale = f"stale-{uuid.uuid4().hex[:8]}@example.com"
+    with pytest.raises(Unauthenticated):
+        await accounts.login(email=stale, password="wrong password")
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE sessions SET revoked_at = now() - interval '2 days' WHERE id = %s",
+            (ended.identity.session_id,),
+        )
+        await conn.execute(
+            "UPDATE login_failures SET window_started_at = now() - interval '16 minutes'"
+            " WHERE email = %s",
+            (stale,),
+        )
+
+    await accounts.purge_ended()
+
+    async with pool.connection() as conn:
+        sessions = await conn.execute(
+            "SELECT id FROM sessions WHERE id = ANY(%s)",
+            ([ended.identity.session_id, live.identity.session_id],),
+        )
+        assert [row[0] for row in await sessions.fetchall()] == [live.identity.session_id]
+        counters = await conn.execute(
+            "SELECT email FROM login_failures WHERE email = ANY(%s)", ([stale, live.email],)
+        )
+        assert [row[0] for row in await counters.fetchall()] == [live.email]
+    assert await accounts.check_session(live.identity)
