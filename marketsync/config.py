@@ -13,6 +13,8 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_SECRET_LENGTH = 32
+# gRPC messages between our services and from Envoy: a batch of 1000 products fits easily.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
 class ServiceSettings(BaseSettings):

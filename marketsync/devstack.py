@@ -129,8 +129,9 @@ class Stack:
 def _dev_secret(data_dir: Path, name: str, make: Callable[[], str]) -> str:
     path = data_dir / name
     if not path.exists():
-        path.write_text(make())
-        path.chmod(0o600)
+        # Created readable by its owner only, never world-readable even for an instant.
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+            file.write(make())
     return path.read_text().strip()
 
 
@@ -272,10 +273,16 @@ def _start_services(stack: Stack) -> None:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="devstack| %(message)s")
     data_dir = Path(os.environ.get("DATA_DIR", REPO / ".data"))
+    # Until the stack is up, Ctrl-C interrupts the start itself, which stops what had started.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        stack = start_stack(data_dir)
+    except KeyboardInterrupt:
+        log.info("interrupted while starting; everything started is stopped")
+        return
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
-    stack = start_stack(data_dir)
     try:
         summary = {
             "gateway": stack.gateway_url,

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from grpc import aio
@@ -18,12 +19,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
-from marketsync.config import ServiceSettings
+from marketsync.config import MAX_MESSAGE_BYTES, ServiceSettings
 from marketsync.interceptors import AccessInterceptor, SessionChecker
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+# asyncio.to_thread's default pool is cpu + 4 threads; blocking clients (boto3, the marketplace
+# clients) need one per call in flight, up to their connection pools (32).
+WORKER_THREADS = 32
 
 
 @dataclass
@@ -102,6 +105,9 @@ async def serve(
     on_stop: Iterable[Callable[[], Awaitable[None]]] = (),
 ) -> None:
     """Build the server from the service's settings and serve until SIGTERM or SIGINT."""
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="blocking")
+    )
     access = AccessInterceptor(
         jwt_secret=settings.jwt_secret,
         internal_service_key=settings.internal_service_key,

@@ -11,11 +11,13 @@ mounted only into the services' pods.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jwt
 from grpc import aio
 
+from marketsync.config import MAX_MESSAGE_BYTES
 from marketsync.errors import Unauthenticated
 from marketsync.identity import SIGNING_ALGORITHM
 
@@ -79,20 +81,30 @@ class _WithCredential:
 # grpc.aio files each interceptor under the first call kind it implements, so each kind of
 # call needs an interceptor object of its own.
 class _UnaryUnary(_WithCredential, aio.UnaryUnaryClientInterceptor):
-    async def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[aio.ClientCallDetails, Any], Any],
+        client_call_details: aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
         return await continuation(self._details(client_call_details), request)
 
 
 class _StreamUnary(_WithCredential, aio.StreamUnaryClientInterceptor):
-    async def intercept_stream_unary(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
+    async def intercept_stream_unary(
+        self,
+        continuation: Callable[[aio.ClientCallDetails, Any], Any],
+        client_call_details: aio.ClientCallDetails,
+        request_iterator: Any,
+    ) -> Any:
         return await continuation(self._details(client_call_details), request_iterator)
 
 
 def internal_channel(address: str, credential: ServiceCredential) -> aio.Channel:
     """A channel to another service that presents this service's credential on every call."""
     options: Sequence[tuple[str, int]] = (
-        ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-        ("grpc.max_send_message_length", 16 * 1024 * 1024),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.keepalive_time_ms", 30_000),
     )
     return aio.insecure_channel(

@@ -50,19 +50,25 @@ class AuthSettings(ServiceSettings):
     sync_lease_seconds: int = Field(default=120, ge=10)
 
 
-PURGE_INTERVAL_SECONDS = 3600
+HOUSEKEEPING_INTERVAL_SECONDS = 60
 log = logging.getLogger(__name__)
 
 
-async def purge_forever(accounts: Accounts) -> None:
-    """Delete long-ended sessions and stale login counters hourly; replicas may overlap."""
+async def keep_house(accounts: Accounts, sync_logs: SyncLogs) -> None:
+    """Every minute: fail syncs whose worker died, delete long-ended sessions and stale login
+    counters. Idempotent, so replicas may overlap."""
     while True:
         try:
+            dead = await sync_logs.fail_dead()
             sessions, counters = await accounts.purge_ended()
-            log.info("purged ended sessions", extra={"sessions": sessions, "counters": counters})
+            if dead or sessions or counters:
+                log.info(
+                    "housekeeping",
+                    extra={"dead_syncs": dead, "sessions": sessions, "counters": counters},
+                )
         except psycopg.Error as exc:
-            log.warning("purge failed; next hour then", extra={"detail": str(exc)})
-        await asyncio.sleep(PURGE_INTERVAL_SECONDS)
+            log.warning("housekeeping failed; trying again", extra={"detail": str(exc)})
+        await asyncio.sleep(HOUSEKEEPING_INTERVAL_SECONDS)
 
 
 async def main() -> None:
@@ -80,12 +86,12 @@ async def main() -> None:
     organizations = Organizations(pool)
     credentials = Credentials(pool, Vault.from_setting(settings.credentials_encryption_key))
     sync_logs = SyncLogs(pool, lease=timedelta(seconds=settings.sync_lease_seconds))
-    purge = asyncio.create_task(purge_forever(accounts))
+    housekeeping = asyncio.create_task(keep_house(accounts, sync_logs))
 
     async def stop_background_work() -> None:
-        purge.cancel()
+        housekeeping.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await purge
+            await housekeeping
         await pool.close()
 
     def register(server: aio.Server) -> None:

@@ -337,6 +337,18 @@ async def fail_dead_sync(
     )
 
 
+async def fail_dead_syncs(conn: Conn, *, lease: timedelta, error: str) -> int:
+    """Mark failed every running sync whose last heartbeat is older than the lease."""
+    cursor = await conn.execute(
+        sql.SQL(
+            "UPDATE sync_logs SET status = 'failed', error = %s, finished_at = now(),"
+            " duration_ms = {} WHERE status = 'running' AND heartbeat_at < now() - %s"
+        ).format(_DURATION_MS),
+        (error, lease),
+    )
+    return cursor.rowcount
+
+
 async def lock_sync_slot(conn: Conn, *, organization_id: int, marketplace: str) -> None:
     """Serialize sync starts of one organization and marketplace until the transaction ends."""
     await conn.execute(

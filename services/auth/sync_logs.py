@@ -78,6 +78,12 @@ class SyncLogs:
             )
         return log
 
+    async def fail_dead(self) -> int:
+        """Fail every running sync past its lease, so none shows `running` for long after its
+        worker died; answers how many."""
+        async with self._pool.connection() as conn:
+            return await store.fail_dead_syncs(conn, lease=self._lease, error=DEAD_SYNC_ERROR)
+
     async def heartbeat(self, *, organization_id: int, sync_id: int, counts: SyncCounts) -> None:
         """Record progress; FailedPrecondition if the sync has ended (e.g. was declared dead)."""
         _validate_counts(counts)

@@ -28,6 +28,7 @@ from services.catalog.domain import (
 from services.catalog.store import ProductStore
 
 DEFAULT_PAGE_SIZE = 50
+NAMED_SYNC_FAILURES = 100
 
 
 def product_input(sku: str, product: catalog_pb2.Product, marketplace: str = "") -> ProductInput:
@@ -196,7 +197,7 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
         context: aio.ServicerContext,
     ) -> catalog_pb2.WriteSyncedProductsResponse:
         organization_id, marketplace = 0, ""
-        written = unchanged = 0
+        written = unchanged = failed_count = 0
         failed: list[tuple[str, str]] = []
         async for batch in request_iterator:
             if not organization_id:
@@ -206,13 +207,14 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
                         "the first message must name the organization and the marketplace"
                     )
             writes, refused = _product_inputs(batch.products, marketplace)
-            failed.extend(refused)
             result = await asyncio.to_thread(self._store.batch_upsert, organization_id, writes)
             written += result.upserted
             unchanged += result.unchanged
-            failed.extend(result.failed)
+            failed_count += len(refused) + len(result.failed)
+            # A catalogue of bad items must not outgrow the answer: name the first ones only.
+            failed.extend([*refused, *result.failed][: NAMED_SYNC_FAILURES - len(failed)])
         return catalog_pb2.WriteSyncedProductsResponse(
-            written=written, unchanged=unchanged, failed=_failed(failed)
+            written=written, unchanged=unchanged, failed=_failed(failed), failed_count=failed_count
         )
 
     async def GetStoredProducts(

@@ -70,6 +70,14 @@ Key = tuple[str, str]  # (PK, SK)
 Item = dict[str, dict[str, str]]
 
 
+def _is_valid_sku(sku: str) -> bool:
+    try:
+        validate_sku(sku)
+    except InvalidArgument:
+        return False
+    return True
+
+
 def product_pk(organization_id: int, sku: str) -> str:
     return f"ORG#{organization_id}#PRODUCT#{sku}"
 
@@ -114,9 +122,8 @@ class ProductStore:
         """The stored products of these SKUs, without listings; absent ones are left out."""
         if len(skus) > MAX_BATCH_GET_KEYS:
             raise InvalidArgument(f"skus: at most {MAX_BATCH_GET_KEYS} per call, got {len(skus)}")
-        for sku in skus:
-            validate_sku(sku)
-        keys = {(product_pk(organization_id, sku), METADATA) for sku in skus}
+        # A SKU that could never be stored is simply not there.
+        keys = {(product_pk(organization_id, sku), METADATA) for sku in skus if _is_valid_sku(sku)}
         deadline = time.monotonic() + self._backoff.deadline_seconds
         found, unread, _ = self._batch_get(keys, deadline, consistent=False)
         if unread:

@@ -12,10 +12,11 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc
 from grpc import aio
 
 from marketsync.auth.v1 import auth_pb2, auth_pb2_grpc
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 MARKETPLACES = (AMAZON, WALMART)
 # How many failed SKUs a log's error names; the rest are counted and logged.
 NAMED_FAILURES = 5
+# Failed SKUs kept for the service log; beyond these they are only counted.
+KEPT_FAILURES = 100
+FINISH_ATTEMPTS = 3
 
 # (marketplace, credentials, organization id, what earlier syncs stored) -> pages
 OpenCatalogue = Callable[[str, Mapping[str, str], int, StoredEnrichment], Iterator[CatalogPage]]
@@ -54,21 +58,29 @@ class Progress:
     fetched: int = 0
     written: int = 0
     unchanged: int = 0
+    failed: int = 0
+    # The first failed SKUs with why; a huge catalogue of bad items is only counted.
     failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def add_failures(self, failures: Iterable[tuple[str, str]], count: int | None = None) -> None:
+        """Record failures; `count` when there were more than the ones named."""
+        named = list(failures)
+        self.failed += len(named) if count is None else count
+        self.failures.extend(named[: KEPT_FAILURES - len(self.failures)])
 
     def counts(self) -> sync_pb2.SyncCounts:
         return sync_pb2.SyncCounts(
             items_fetched=self.fetched,
             items_written=self.written,
             items_unchanged=self.unchanged,
-            items_failed=len(self.failures),
+            items_failed=self.failed,
         )
 
     def failure_summary(self) -> str:
         named = "; ".join(f"{sku}: {message}" for sku, message in self.failures[:NAMED_FAILURES])
-        more = len(self.failures) - NAMED_FAILURES
+        more = self.failed - min(NAMED_FAILURES, len(self.failures))
         suffix = f"; and {more} more" if more > 0 else ""
-        return f"{len(self.failures)} products could not be stored: {named}{suffix}"
+        return f"{self.failed} products could not be stored: {named}{suffix}"
 
 
 def product_message(product: MarketplaceProduct) -> catalog_pb2.Product:
@@ -91,6 +103,19 @@ def product_message(product: MarketplaceProduct) -> catalog_pb2.Product:
             )
         ],
     )
+
+
+def _messages(products: list[MarketplaceProduct], progress: Progress) -> list[catalog_pb2.Product]:
+    """The products as catalog messages; one the catalog's types cannot hold fails alone."""
+    messages = []
+    for product in products:
+        try:
+            messages.append(product_message(product))
+        except (ValueError, TypeError) as exc:
+            progress.add_failures(
+                [(product.sku, f"the marketplace gave a value out of range ({exc})")]
+            )
+    return messages
 
 
 class SyncRunner:
@@ -189,18 +214,28 @@ class SyncRunner:
     ) -> None:
         progress = Progress()
         started = time.monotonic()
-        heartbeat = asyncio.create_task(self._heartbeat(organization_id, sync_id, progress))
+        lease_lost = asyncio.Event()
+        this_sync = asyncio.current_task()
+        assert this_sync is not None  # _run always runs as a task of its own
+        heartbeat = asyncio.create_task(
+            self._heartbeat(organization_id, sync_id, progress, lease_lost, this_sync)
+        )
         status, error = "failed", ""
         try:
             await self._pull_into_catalog(organization_id, marketplace, credentials, progress)
-            status = "partial" if progress.failures else "succeeded"
-            error = progress.failure_summary() if progress.failures else ""
+            status = "partial" if progress.failed else "succeeded"
+            error = progress.failure_summary() if progress.failed else ""
         except MarketplaceError as exc:
             error = exc.message
         except aio.AioRpcError as exc:
             log.warning("catalog write failed", extra={"sync_id": sync_id, "detail": exc.details()})
             error = "the catalog could not store the products; start the sync again"
         except asyncio.CancelledError:
+            if lease_lost.is_set():
+                # Auth already failed this log and may have started another sync: stop quietly.
+                log.warning("sync abandoned: its lease was lost", extra={"sync_id": sync_id})
+                heartbeat.cancel()
+                return
             error = "the sync was interrupted because the sync service stopped; start it again"
             raise
         except Exception:
@@ -216,7 +251,7 @@ class SyncRunner:
                 "sync finished",
                 extra={"sync_id": sync_id, "status": status, "fetched": progress.fetched,
                        "written": progress.written, "unchanged": progress.unchanged,
-                       "failed": len(progress.failures),
+                       "failed": progress.failed,
                        "duration_ms": int((time.monotonic() - started) * 1000)},
             )  # fmt: skip
 
@@ -238,12 +273,17 @@ class SyncRunner:
             counts=progress.counts(),
             error=error,
         )
-        try:
-            await self._auth.FinishSyncLog(request, timeout=30)
-        except aio.AioRpcError as exc:
-            # Auth fails the log once its lease runs out; a new sync can start then.
-            log.error("could not record the sync's outcome", extra={"sync_id": sync_id,
-                      "status": status, "detail": exc.details()})  # fmt: skip
+        for attempt in range(FINISH_ATTEMPTS):
+            try:
+                await self._auth.FinishSyncLog(request, timeout=30)
+                return
+            except aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt + 1 == FINISH_ATTEMPTS:
+                    # Auth fails the log once its lease runs out; a new sync can start then.
+                    log.error("could not record the sync's outcome", extra={"sync_id": sync_id,
+                              "status": status, "detail": exc.details()})  # fmt: skip
+                    return
+                await asyncio.sleep(2**attempt)
 
     async def _pull_into_catalog(
         self,
@@ -255,17 +295,19 @@ class SyncRunner:
         pages = self._open_catalogue(
             marketplace, credentials, organization_id, self._stored_enrichment(organization_id)
         )
-        call = self._catalog.WriteSyncedProducts(timeout=3600)
+        # No deadline: a first Amazon sync of a large catalogue takes hours (Catalog Items is
+        # paced at 40 products/s); keepalive finds a dead connection.
+        call = self._catalog.WriteSyncedProducts()
         try:
             async for page in pages_in_thread(pages):
                 progress.fetched += len(page.products) + len(page.skipped)
-                progress.failures.extend((item.sku, item.message) for item in page.skipped)
+                progress.add_failures((item.sku, item.message) for item in page.skipped)
                 for start in range(0, len(page.products), self._write_batch_size):
                     batch = page.products[start : start + self._write_batch_size]
                     request = catalog_pb2.WriteSyncedProductsRequest(
                         organization_id=organization_id,
                         marketplace=marketplace,
-                        products=[product_message(p) for p in batch],
+                        products=_messages(batch, progress),
                     )
                     try:
                         await call.write(request)
@@ -279,7 +321,7 @@ class SyncRunner:
             raise
         progress.written = result.written
         progress.unchanged = result.unchanged
-        progress.failures.extend((f.sku, f.message) for f in result.failed)
+        progress.add_failures(((f.sku, f.message) for f in result.failed), result.failed_count)
 
     def _stored_enrichment(self, organization_id: int) -> StoredEnrichment:
         """A lookup the marketplace client calls from its worker thread; the catalog answers
@@ -298,11 +340,24 @@ class SyncRunner:
 
         def lookup(skus: list[str]) -> dict[str, tuple[str, Enrichment]]:
             future = asyncio.run_coroutine_threadsafe(stored(skus), loop)
-            return future.result(STORED_LOOKUP_SECONDS)
+            try:
+                return future.result(STORED_LOOKUP_SECONDS)
+            except (aio.AioRpcError, TimeoutError) as exc:
+                # Only a saving: without it these products are enriched from Amazon again.
+                log.warning("stored products could not be read", extra={"detail": str(exc)})
+                return {}
 
         return lookup
 
-    async def _heartbeat(self, organization_id: int, sync_id: int, progress: Progress) -> None:
+    async def _heartbeat(
+        self,
+        organization_id: int,
+        sync_id: int,
+        progress: Progress,
+        lease_lost: asyncio.Event,
+        sync: asyncio.Task[None],
+    ) -> None:
+        """Extend the lease every few seconds; cancel the sync if auth says it has ended."""
         while True:
             await asyncio.sleep(self._heartbeat_seconds)
             try:
@@ -314,3 +369,7 @@ class SyncRunner:
                 )
             except aio.AioRpcError as exc:
                 log.warning("heartbeat failed", extra={"sync_id": sync_id, "detail": exc.details()})
+                if exc.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
+                    lease_lost.set()
+                    sync.cancel()
+                    return

@@ -220,3 +220,24 @@ async def test_a_due_sync_starts_once_even_when_the_first_finishes_at_once(
     assert all(isinstance(o, int | FailedPrecondition | AlreadyExists) for o in outcomes)
     with pytest.raises(FailedPrecondition, match="not due"):
         await start_and_finish()
+
+
+async def test_housekeeping_fails_syncs_past_their_lease_only(
+    pool: AsyncConnectionPool, signup: Signup, sync_logs: SyncLogs
+) -> None:
+    ann = await signup("ann")
+    org = ann.identity.organization_id
+    dead = await sync_logs.start(
+        organization_id=org, marketplace="amazon", trigger="manual", started_by=None
+    )
+    alive = await sync_logs.start(
+        organization_id=org, marketplace="walmart", trigger="manual", started_by=None
+    )
+    await age(pool, dead.id, "heartbeat_at", minutes=5)
+
+    assert await sync_logs.fail_dead() >= 1
+
+    failed = await sync_logs.get(organization_id=org, sync_id=dead.id)
+    assert (failed.status, failed.error) == ("failed", DEAD_SYNC_ERROR)
+    assert failed.finished_at is not None
+    assert (await sync_logs.get(organization_id=org, sync_id=alive.id)).status == "running"

@@ -63,14 +63,21 @@ _EXHAUSTED = object()
 
 
 async def pages_in_thread(pages: Iterator[T]) -> AsyncIterator[T]:
-    """Drives a blocking iterator from a worker thread, one item at a time, for asyncio code."""
+    """Drives a blocking iterator from a worker thread, one item at a time, for asyncio code.
+
+    Cancelled while the worker is inside the iterator, it leaves the iterator to finish that
+    step and be collected: closing a generator that is running raises instead.
+    """
+    in_worker = False
     try:
         while True:
+            in_worker = True
             item = await asyncio.to_thread(next, pages, _EXHAUSTED)
+            in_worker = False
             if item is _EXHAUSTED:
                 return
             yield cast(T, item)
     finally:
         close = getattr(pages, "close", None)
-        if close is not None:
+        if close is not None and not in_worker:
             await asyncio.to_thread(close)
