@@ -288,8 +288,11 @@ def search_catalog_items(state: SandboxState, request: Request, _: re.Match[str]
         "refinements": {"brands": [], "classifications": []},
         "items": [_catalog_item(listing, marketplace_id, included) for listing in page],
     }
-    if offset + page_size < len(found):
-        answer["pagination"] = {"nextToken": _encode_offset(offset + page_size)}
+    next_offset = state.faults(account).next_offset(
+        "searchCatalogItems", offset, page_size, len(found)
+    )
+    if next_offset is not None:
+        answer["pagination"] = {"nextToken": _encode_offset(next_offset)}
     return _ok("searchCatalogItems", answer)
 
 
@@ -341,8 +344,11 @@ def inventory_summaries(state: SandboxState, request: Request, _: re.Match[str])
             "inventorySummaries": [_inventory_summary(listing, details) for listing in page],
         }
     }
-    if offset + INVENTORY_PAGE_SIZE < len(fba):
-        answer["pagination"] = {"nextToken": _encode_offset(offset + INVENTORY_PAGE_SIZE)}
+    next_offset = state.faults(account).next_offset(
+        "getInventorySummaries", offset, INVENTORY_PAGE_SIZE, len(fba)
+    )
+    if next_offset is not None:
+        answer["pagination"] = {"nextToken": _encode_offset(next_offset)}
     return _ok("getInventorySummaries", answer)
 
 

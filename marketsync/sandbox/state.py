@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-REPORT_OUTCOMES = ("DONE", "CANCELLED", "FATAL")
+# IN_PROGRESS: a report that never finishes.
+REPORT_OUTCOMES = ("DONE", "CANCELLED", "FATAL", "IN_PROGRESS")
 
 
 class Fault(Enum):
@@ -42,6 +43,8 @@ class Faults:
     token_expires_after: int | None = None
     report_outcome: str = "DONE"
     bad_price_every: int | None = None
+    # Operations ("*": any) whose every page, the second included, points at the second page.
+    repeat_cursor: list[str] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, document: dict[str, Any]) -> Faults:
@@ -60,6 +63,12 @@ class Faults:
             if period and (call_number - 1) % period == 0:
                 return fault
         return None
+
+    def next_offset(self, operation: str, offset: int, page_size: int, total: int) -> int | None:
+        """Where the page after this one starts; None after the last page."""
+        if operation in self.repeat_cursor or "*" in self.repeat_cursor:
+            return page_size
+        return offset + page_size if offset + page_size < total else None
 
     def delay_for(self, operation: str) -> float:
         return self.delay_seconds.get(operation, self.delay_seconds.get("*", 0.0))

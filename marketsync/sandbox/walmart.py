@@ -117,8 +117,8 @@ def _page(request: Request, default_limit: int) -> tuple[int, int]:
         ) from error
 
 
-def _cursor(offset: int, total: int) -> str | None:
-    return base64.urlsafe_b64encode(str(offset).encode()).decode() if offset < total else None
+def _cursor(offset: int | None) -> str | None:
+    return None if offset is None else base64.urlsafe_b64encode(str(offset).encode()).decode()
 
 
 def items(state: SandboxState, request: Request, _: re.Match[str]) -> Answer:
@@ -129,7 +129,8 @@ def items(state: SandboxState, request: Request, _: re.Match[str]) -> Answer:
         "ItemResponse": [_item(item) for item in catalogue[offset : offset + limit]],
         "totalItems": len(catalogue),
     }
-    next_cursor = _cursor(offset + limit, len(catalogue))
+    faults = state.faults(account)
+    next_cursor = _cursor(faults.next_offset("getAllItems", offset, limit, len(catalogue)))
     if next_cursor:
         answer["nextCursor"] = next_cursor
     return json_answer(200, answer)
@@ -157,7 +158,8 @@ def inventories(state: SandboxState, request: Request, _: re.Match[str]) -> Answ
     offset, limit = _page(request, default_limit=10)
     stocked = [item for item in walmart_catalogue(account) if item.nodes]
     meta: dict[str, object] = {"totalCount": len(stocked)}
-    next_cursor = _cursor(offset + limit, len(stocked))
+    faults = state.faults(account)
+    next_cursor = _cursor(faults.next_offset("getInventories", offset, limit, len(stocked)))
     if next_cursor:
         meta["nextCursor"] = next_cursor
     return json_answer(

@@ -9,13 +9,15 @@ import pytest
 from marketsync.sandbox import SandboxHandle
 from marketsync.sandbox.catalogue import amazon_catalogue
 from services.sync.marketplaces import (
+    DEFAULT_RATES,
     AmazonCatalog,
     AmazonEndpoints,
     MarketplaceError,
     Pacer,
+    Rate,
     pages_in_thread,
 )
-from services.sync.marketplaces.amazon import AccessTokenCache
+from services.sync.marketplaces.amazon import AccessTokenCache, report_poll_pauses
 from services.sync.marketplaces.records import Enrichment, StoredEnrichment, nothing_stored
 from tests.sync.conftest import (
     FAST_BACKOFF,
@@ -105,8 +107,9 @@ def test_throttling_that_never_ends_fails_after_bounded_attempts(
     seller = unique_account("throttled-always", 100)
     set_faults(sandbox, seller, throttle_every={"searchCatalogItems": 1})
 
-    with pytest.raises(MarketplaceError, match="Amazon kept throttling after 6 attempts"):
+    with pytest.raises(MarketplaceError) as failure:
         collect(catalog_of(seller, amazon_endpoints, pacer).pages())
+    assert failure.value.message == "Amazon kept throttling after 6 attempts; try again later"
     assert call_counts(sandbox, seller)["searchCatalogItems"] == 6
 
 
@@ -127,6 +130,92 @@ def test_a_fatal_report_fails_the_sync(
 
     with pytest.raises(MarketplaceError, match="Amazon report ended FATAL"):
         list(catalog_of(seller, amazon_endpoints, pacer).pages())
+
+
+class FakeClock:
+    """A pacer's clock that only moves when the pacer sleeps: no test waits for real."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def fake_time_pacer(clock: FakeClock) -> Pacer:
+    rates = {operation: Rate(1000, 1000) for operation in DEFAULT_RATES}
+    return Pacer(rates, clock=clock, sleep=clock.sleep)
+
+
+def test_report_polls_pause_longer_and_longer_up_to_thirty_seconds() -> None:
+    pauses = report_poll_pauses()
+
+    assert [next(pauses) for _ in range(9)] == [0.5, 1, 2, 4, 8, 15, 30, 30, 30]
+
+
+def test_the_report_is_polled_after_growing_pauses(
+    sandbox: SandboxHandle, amazon_endpoints: AmazonEndpoints
+) -> None:
+    seller = unique_account("polled", 50)
+    clock = FakeClock()
+
+    products, _ = collect(catalog_of(seller, amazon_endpoints, fake_time_pacer(clock)).pages())
+
+    assert products == expected_amazon(seller)
+    # The sandbox finishes a report on its third poll.
+    assert clock.sleeps == [0.5, 1.0]
+    assert call_counts(sandbox, seller)["getReport"] == 3
+
+
+def test_a_report_that_never_finishes_fails_after_an_hour_of_polling(
+    sandbox: SandboxHandle, amazon_endpoints: AmazonEndpoints
+) -> None:
+    seller = unique_account("never-done", 50)
+    set_faults(sandbox, seller, report_outcome="IN_PROGRESS")
+    clock = FakeClock()
+
+    with pytest.raises(MarketplaceError) as failure:
+        list(catalog_of(seller, amazon_endpoints, fake_time_pacer(clock)).pages())
+
+    assert failure.value.message.startswith("Amazon did not finish report ")
+    assert failure.value.message.endswith(" within an hour; try again later")
+    assert 3570 <= clock.now <= 3600
+    assert max(clock.sleeps) == 30
+    assert call_counts(sandbox, seller)["getReport"] == len(clock.sleeps) + 1 == 125
+
+
+@pytest.mark.parametrize(
+    ("operation", "message"),
+    [
+        (
+            "getInventorySummaries",
+            "Amazon kept returning the same page of FBA inventory; try again later",
+        ),
+        (
+            "searchCatalogItems",
+            "Amazon kept returning the same page of catalog items; try again later",
+        ),
+    ],
+)
+def test_a_page_token_handed_back_again_ends_the_sync_instead_of_looping(
+    sandbox: SandboxHandle,
+    amazon_endpoints: AmazonEndpoints,
+    pacer: Pacer,
+    operation: str,
+    message: str,
+) -> None:
+    seller = unique_account("repeat-token", 300)
+    set_faults(sandbox, seller, repeat_cursor=[operation])
+
+    with pytest.raises(MarketplaceError) as failure:
+        collect(catalog_of(seller, amazon_endpoints, pacer).pages())
+    assert failure.value.message == message
+    assert call_counts(sandbox, seller)[operation] == 2
 
 
 def test_a_token_expiring_mid_sync_is_refreshed_once_and_the_sync_completes(

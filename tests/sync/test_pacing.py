@@ -10,6 +10,7 @@ from services.sync.marketplaces.pacing import (
     Backoff,
     Caller,
     Pacer,
+    PageCursors,
     Rate,
     TokenRejected,
     Transient,
@@ -131,7 +132,7 @@ def test_retries_are_bounded_and_the_failure_is_named(clock: FakeClock) -> None:
     with pytest.raises(MarketplaceError) as failure:
         caller(clock).call("getAllItems", failing(10, Transient("throttling")))
 
-    assert failure.value.message == "Walmart kept throttling after 4 attempts"
+    assert failure.value.message == "Walmart kept throttling after 4 attempts; try again later"
     assert failure.value.marketplace == "walmart"
     assert len(clock.sleeps) == 3
 
@@ -160,3 +161,20 @@ def test_other_errors_are_not_retried(clock: FakeClock) -> None:
     with pytest.raises(MarketplaceError, match="nope"):
         caller(clock).call("getAllItems", failing(1, MarketplaceError("walmart", "nope")))
     assert clock.sleeps == []
+
+
+def test_page_cursors_end_at_an_empty_cursor_and_refuse_one_seen_before() -> None:
+    cursors = PageCursors("walmart", "Walmart kept returning the same page; try again later")
+
+    assert [cursors.follow(cursor) for cursor in ("a", "b", None, "")] == ["a", "b", "", ""]
+    with pytest.raises(MarketplaceError) as failure:
+        cursors.follow("a")
+    assert failure.value.message == "Walmart kept returning the same page; try again later"
+    assert failure.value.marketplace == "walmart"
+
+
+def test_the_first_cursor_counts_as_seen() -> None:
+    cursors = PageCursors("walmart", "same page", first="*")
+
+    with pytest.raises(MarketplaceError, match="same page"):
+        cursors.follow("*")

@@ -74,7 +74,7 @@ def test_throttling_that_never_ends_fails_after_bounded_attempts(
 
     with pytest.raises(MarketplaceError) as failure:
         list(catalog_of(client_id, walmart_endpoints, pacer).pages())
-    assert failure.value.message == "Walmart kept throttling after 6 attempts"
+    assert failure.value.message == "Walmart kept throttling after 6 attempts; try again later"
 
 
 def test_a_token_expiring_mid_sync_is_refreshed_once_and_the_sync_completes(
@@ -121,6 +121,29 @@ def test_slow_answers_only_make_the_sync_slower(
     products, _ = collect(catalog_of(client_id, walmart_endpoints, pacer).pages())
 
     assert products == expected_walmart(client_id)
+
+
+@pytest.mark.parametrize(
+    ("operation", "message"),
+    [
+        ("getAllItems", "Walmart kept returning the same page of items; try again later"),
+        ("getInventories", "Walmart kept returning the same page of inventory; try again later"),
+    ],
+)
+def test_a_cursor_handed_back_again_ends_the_sync_instead_of_looping(
+    sandbox: SandboxHandle,
+    walmart_endpoints: WalmartEndpoints,
+    pacer: Pacer,
+    operation: str,
+    message: str,
+) -> None:
+    client_id = unique_account("repeat-cursor", 300)
+    set_faults(sandbox, client_id, repeat_cursor=[operation])
+
+    with pytest.raises(MarketplaceError) as failure:
+        list(catalog_of(client_id, walmart_endpoints, pacer).pages())
+    assert failure.value.message == message
+    assert call_counts(sandbox, client_id)[operation] == 2
 
 
 def test_a_rejected_client_id_fails_with_a_clear_message(

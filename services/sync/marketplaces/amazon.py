@@ -8,6 +8,7 @@ ASINs a call, so a sync holds one page at a time, never the catalogue.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
@@ -16,11 +17,12 @@ import os
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from itertools import islice
+from itertools import islice, repeat
 from typing import IO, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -31,9 +33,17 @@ from sp_api.auth.exceptions import AuthorizationError
 from sp_api.base import ApiResponse, SellingApiException
 from sp_api.base.credential_provider import FromCodeCredentialProvider
 
-from services.sync.marketplaces.pacing import Backoff, Caller, Pacer, TokenRejected, Transient
+from services.sync.marketplaces.pacing import (
+    Backoff,
+    Caller,
+    Pacer,
+    PageCursors,
+    TokenRejected,
+    Transient,
+)
 from services.sync.marketplaces.records import (
     AMAZON,
+    MAX_QUANTITY,
     AmazonEndpoints,
     CatalogPage,
     Enrichment,
@@ -42,6 +52,9 @@ from services.sync.marketplaces.records import (
     SkippedItem,
     StoredEnrichment,
     nothing_stored,
+    parse_quantity,
+    shown,
+    to_cents,
 )
 
 T = TypeVar("T")
@@ -51,6 +64,9 @@ DEFAULT_MARKETPLACE_ID = "ATVPDKIKX0DER"
 PAGE_SIZE = 100
 CATALOG_IDENTIFIERS_PER_CALL = 20
 REPORT_DEADLINE_SECONDS = 3600.0
+# Small reports are done in seconds, a large one takes minutes: poll soon, then less often.
+REPORT_POLL_PAUSES_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
+REPORT_POLL_LONGEST_PAUSE_SECONDS = 30.0
 REQUEST_TIMEOUT_SECONDS = 60.0
 TOKEN_RENEWAL_MARGIN_SECONDS = 60.0
 REQUIRED_CREDENTIALS = ("refresh_token", "lwa_app_id", "lwa_client_secret")
@@ -72,6 +88,8 @@ CURRENCIES = {
     "A21TJRUUN4KGV": "INR",
 }
 NO_DATA = "sending answers without data"
+# Stock per FBA SKU: the fulfillable count, or why it cannot be read.
+FbaStock = dict[str, int | SkippedItem]
 
 
 class AccessTokenCache:
@@ -141,6 +159,28 @@ class _ReportDocument:
     compression: str | None
 
 
+@dataclass(frozen=True)
+class _ReportRow:
+    """A line of the listings report (the header is line 1), its values by column name."""
+
+    line: int
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """A report row that can become a product."""
+
+    sku: str
+    fields: dict[str, str]
+    price: Decimal
+    quantity: int
+
+    @property
+    def asin(self) -> str:
+        return self.fields.get("asin1", "")
+
+
 class AmazonCatalog:
     """Every listing of one Amazon seller, page by page.
 
@@ -197,7 +237,9 @@ class AmazonCatalog:
                     "downloadReportDocument", lambda: self._download(document, raw)
                 )
                 fba_skus = {
-                    row["seller-sku"] for row in _rows(raw, document, encoding) if _is_fba(row)
+                    row.fields["seller-sku"]
+                    for row in _rows(raw, document, encoding)
+                    if isinstance(row, _ReportRow) and row.fields.get("seller-sku") and _is_fba(row)
                 }
                 fba_stock = self._fba_stock(inventories, fba_skus) if fba_skus else {}
                 for rows in _batched(_rows(raw, document, encoding), PAGE_SIZE):
@@ -239,8 +281,9 @@ class AmazonCatalog:
             ),
         )
         report_id = created["reportId"]
-        clock = self._caller.pacer.clock
-        deadline = clock() + REPORT_DEADLINE_SECONDS
+        pacer = self._caller.pacer
+        deadline = pacer.clock() + REPORT_DEADLINE_SECONDS
+        pauses = report_poll_pauses()
         while True:
             report = self._call(
                 "getReport", lambda: _payload(reports.get_report(report_id), "processingStatus")
@@ -255,10 +298,13 @@ class AmazonCatalog:
                 raise MarketplaceError(
                     AMAZON, f"Amazon report ended FATAL (report {report_id}): try again later"
                 )
-            if clock() > deadline:
+            pause = next(pauses)
+            if pacer.clock() + pause > deadline:
                 raise MarketplaceError(
-                    AMAZON, f"Amazon did not finish report {report_id} within an hour"
+                    AMAZON,
+                    f"Amazon did not finish report {report_id} within an hour; try again later",
                 )
+            pacer.sleep(pause)
         document_id = report.get("reportDocumentId")
         if not document_id:
             raise MarketplaceError(AMAZON, f"Amazon finished report {report_id} without a document")
@@ -284,13 +330,15 @@ class AmazonCatalog:
                 )
             for chunk in response.iter_bytes():
                 raw.write(chunk)
-            # Amazon serves North American reports in cp1252 without saying so.
-            return response.charset_encoding or "cp1252"
+            return _known_encoding(response.charset_encoding)
 
-    def _fba_stock(self, inventories: Inventories, fba_skus: set[str]) -> dict[str, int]:
+    def _fba_stock(self, inventories: Inventories, fba_skus: set[str]) -> FbaStock:
         """Fulfillable FBA quantity per SKU, from every page of the inventory summaries."""
-        stock: dict[str, int] = {}
-        next_token: str | None = None
+        stock: FbaStock = {}
+        tokens = PageCursors(
+            AMAZON, "Amazon kept returning the same page of FBA inventory; try again later"
+        )
+        next_token = ""
         while True:
             paging = {"nextToken": next_token} if next_token else {}
             response = self._call(
@@ -300,55 +348,55 @@ class AmazonCatalog:
                         details=True, marketplaceIds=[self._marketplace_id], **paging
                     ),
                     "inventorySummaries",
+                    list,
                 ),
             )
-            for summary in response.payload["inventorySummaries"]:
+            for summary in _dicts(response.payload["inventorySummaries"]):
                 sku = summary.get("sellerSku")
-                if sku in fba_skus:
-                    details = summary.get("inventoryDetails") or {}
-                    stock[sku] = int(details.get("fulfillableQuantity") or 0)
-            next_token = response.next_token
+                if isinstance(sku, str) and sku in fba_skus:
+                    stock[sku] = _fulfillable(sku, summary.get("inventoryDetails"))
+            next_token = tokens.follow(response.next_token)
             if not next_token:
                 return stock
 
     def _page(
-        self, catalog: CatalogItems, rows: Iterable[dict[str, str]], fba_stock: dict[str, int]
+        self,
+        catalog: CatalogItems,
+        rows: Iterable[_ReportRow | SkippedItem],
+        fba_stock: FbaStock,
     ) -> CatalogPage:
         page = CatalogPage()
-        listed: list[tuple[dict[str, str], Decimal, int]] = []
+        listings: list[_Listing] = []
         for row in rows:
-            parsed = _price_and_quantity(row, fba_stock)
-            if isinstance(parsed, SkippedItem):
-                page.skipped.append(parsed)
+            listing = row if isinstance(row, SkippedItem) else _listing(row, fba_stock)
+            if isinstance(listing, SkippedItem):
+                page.skipped.append(listing)
             else:
-                listed.append((row, *parsed))
-        rows_listed = [row for row, _, _ in listed]
+                listings.append(listing)
         reused = _unchanged_enrichment(
-            rows_listed, self._stored_enrichment([row["seller-sku"] for row in rows_listed])
+            listings, self._stored_enrichment([listing.sku for listing in listings])
         )
         enrichment = self._enrichment(
-            catalog,
-            {row.get("asin1", "") for row, _, _ in listed if row["seller-sku"] not in reused},
+            catalog, {listing.asin for listing in listings if listing.sku not in reused}
         )
         currency = CURRENCIES[self._marketplace_id]
-        for row, price, quantity in listed:
-            asin = row.get("asin1", "")
-            extra = reused.get(row["seller-sku"]) or enrichment.get(asin, Enrichment())
+        for listing in listings:
+            extra = reused.get(listing.sku) or enrichment.get(listing.asin, Enrichment())
             page.products.append(
                 MarketplaceProduct(
-                    sku=row["seller-sku"],
+                    sku=listing.sku,
                     marketplace=AMAZON,
-                    title=row.get("item-name", ""),
-                    description=row.get("item-description", ""),
+                    title=listing.fields.get("item-name", ""),
+                    description=listing.fields.get("item-description", ""),
                     brand=extra.brand,
                     category=extra.category,
-                    price=price,
+                    price=listing.price,
                     currency=currency,
-                    inventory_quantity=quantity,
+                    inventory_quantity=listing.quantity,
                     image_url=extra.image_url,
-                    asin=asin,
-                    external_id=asin,
-                    status=row.get("status", ""),
+                    asin=listing.asin,
+                    external_id=listing.asin,
+                    status=listing.fields.get("status", ""),
                 )
             )
         return page
@@ -356,7 +404,10 @@ class AmazonCatalog:
     def _enrichment(self, catalog: CatalogItems, asins: set[str]) -> dict[str, Enrichment]:
         found: dict[str, Enrichment] = {}
         for chunk in _batched(sorted(asin for asin in asins if asin), CATALOG_IDENTIFIERS_PER_CALL):
-            page_token: str | None = None
+            tokens = PageCursors(
+                AMAZON, "Amazon kept returning the same page of catalog items; try again later"
+            )
+            page_token = ""
             while True:
                 paging = {"pageToken": page_token} if page_token else {}
                 response = self._call(
@@ -371,46 +422,73 @@ class AmazonCatalog:
                             **paging,
                         ),
                         "items",
+                        list,
                     ),
                 )
-                for item in response.payload["items"]:
-                    found[item.get("asin", "")] = self._enrichment_of(item)
-                page_token = response.next_token
+                for item in _dicts(response.payload["items"]):
+                    asin = item.get("asin")
+                    if isinstance(asin, str):
+                        found[asin] = self._enrichment_of(item)
+                page_token = tokens.follow(response.next_token)
                 if not page_token:
                     break
         return found
 
     def _enrichment_of(self, item: dict[str, Any]) -> Enrichment:
-        summary = _for_marketplace(item.get("summaries") or [], self._marketplace_id) or {}
-        image_sets = _for_marketplace(item.get("images") or [], self._marketplace_id) or {}
+        # Enrichment only adds to a product: a value that is not text is left out, not fatal.
+        summary = _for_marketplace(_dicts(item.get("summaries")), self._marketplace_id)
+        image_sets = _for_marketplace(_dicts(item.get("images")), self._marketplace_id)
         main = next(
-            (image for image in image_sets.get("images", []) if image.get("variant") == "MAIN"),
+            (image for image in _dicts(image_sets.get("images")) if image.get("variant") == "MAIN"),
             {},
         )
+        classification = summary.get("browseClassification")
         return Enrichment(
-            brand=summary.get("brand", ""),
-            category=(summary.get("browseClassification") or {}).get("displayName", ""),
-            image_url=main.get("link", ""),
+            brand=_text(summary.get("brand")),
+            category=_text(
+                classification.get("displayName") if isinstance(classification, dict) else None
+            ),
+            image_url=_text(main.get("link")),
         )
+
+
+def report_poll_pauses() -> Iterator[float]:
+    """The pauses between polls of a report, growing to one every 30 seconds."""
+    yield from REPORT_POLL_PAUSES_SECONDS
+    yield from repeat(REPORT_POLL_LONGEST_PAUSE_SECONDS)
 
 
 def _unchanged_enrichment(
-    rows: list[dict[str, str]], stored: Mapping[str, tuple[str, Enrichment]]
+    listings: list[_Listing], stored: Mapping[str, tuple[str, Enrichment]]
 ) -> dict[str, Enrichment]:
     """What was stored for the SKUs whose ASIN is still the same, by SKU."""
     reusable = {}
-    for row in rows:
-        asin, enrichment = stored.get(row["seller-sku"], ("", Enrichment()))
-        if enrichment and asin == row.get("asin1", ""):
-            reusable[row["seller-sku"]] = enrichment
+    for listing in listings:
+        asin, enrichment = stored.get(listing.sku, ("", Enrichment()))
+        if enrichment and asin == listing.asin:
+            reusable[listing.sku] = enrichment
     return reusable
 
 
-def _rows(raw: IO[bytes], document: _ReportDocument, encoding: str) -> Iterator[dict[str, str]]:
-    """The report's rows by column name: columns vary by account and move around."""
+def _known_encoding(charset: str | None) -> str:
+    # Amazon serves North American reports in cp1252 without saying so.
+    if charset:
+        try:
+            return codecs.lookup(charset).name
+        except LookupError:
+            pass
+    return "cp1252"
+
+
+def _rows(
+    raw: IO[bytes], document: _ReportDocument, encoding: str
+) -> Iterator[_ReportRow | SkippedItem]:
+    """The report's rows by column name (columns vary by account and move around), and a
+    skipped item for each line that cannot be read."""
     raw.seek(0)
     binary: IO[bytes] = gzip.GzipFile(fileobj=raw) if document.compression == "GZIP" else raw
-    text = io.TextIOWrapper(binary, encoding=encoding, newline="")
+    # cp1252 leaves five bytes undefined: one in a title costs a character, not the sync.
+    text = io.TextIOWrapper(binary, encoding=encoding, errors="replace", newline="")
     try:
         # Amazon does not quote fields, and descriptions carry bare quotes (12" ruler).
         reader = csv.reader(text, delimiter="\t", quoting=csv.QUOTE_NONE)
@@ -422,9 +500,23 @@ def _rows(raw: IO[bytes], document: _ReportDocument, encoding: str) -> Iterator[
             raise MarketplaceError(
                 AMAZON, f"Amazon's listings report has no {', '.join(missing)} column"
             )
-        for values in reader:
+        while True:
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:
+                # The reader goes on with the next line.
+                yield SkippedItem(
+                    "", f"Line {reader.line_num} of Amazon's listings report is unreadable: {error}"
+                )
+                continue
             if values:
-                yield dict(zip(header, values, strict=False))
+                yield _ReportRow(reader.line_num, dict(zip(header, values, strict=False)))
+    except (OSError, EOFError, zlib.error) as error:
+        raise MarketplaceError(
+            AMAZON, f"Amazon's listings report arrived damaged ({error}); try again later"
+        ) from error
     finally:
         text.detach()
 
@@ -435,41 +527,97 @@ def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
-def _for_marketplace(entries: list[dict[str, Any]], marketplace_id: str) -> dict[str, Any] | None:
+def _for_marketplace(entries: list[dict[str, Any]], marketplace_id: str) -> dict[str, Any]:
     return next(
         (entry for entry in entries if entry.get("marketplaceId") == marketplace_id),
-        entries[0] if entries else None,
+        entries[0] if entries else {},
     )
 
 
-def _is_fba(row: dict[str, str]) -> bool:
-    return row.get("fulfillment-channel", MERCHANT_FULFILLED) not in ("", MERCHANT_FULFILLED)
+def _dicts(value: object) -> list[dict[str, Any]]:
+    """The objects in a list from an answer; anything else in it, or in its place, is no data."""
+    return [entry for entry in value if isinstance(entry, dict)] if isinstance(value, list) else []
 
 
-def _price_and_quantity(
-    row: dict[str, str], fba_stock: dict[str, int]
-) -> tuple[Decimal, int] | SkippedItem:
-    sku = row["seller-sku"]
-    raw_price = row["price"].strip()
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _is_fba(row: _ReportRow) -> bool:
+    return row.fields.get("fulfillment-channel", MERCHANT_FULFILLED) not in (
+        "",
+        MERCHANT_FULFILLED,
+    )
+
+
+def _listing(row: _ReportRow, fba_stock: FbaStock) -> _Listing | SkippedItem:
+    sku = row.fields.get("seller-sku", "")
+    if not sku:
+        return SkippedItem("", f"Line {row.line} of Amazon's listings report has no seller-sku")
+    raw_price = row.fields.get("price")
+    if raw_price is None:
+        return SkippedItem(
+            sku, f"Line {row.line} of Amazon's listings report ends before the price column"
+        )
+    price = _price(sku, raw_price.strip())
+    if isinstance(price, SkippedItem):
+        return price
+    quantity = fba_stock.get(sku, 0) if _is_fba(row) else _quantity(sku, row)
+    if isinstance(quantity, SkippedItem):
+        return quantity
+    return _Listing(sku, row.fields, price, quantity)
+
+
+def _price(sku: str, raw_price: str) -> Decimal | SkippedItem:
     try:
         price = Decimal(raw_price)
     except InvalidOperation:
         price = Decimal("NaN")
-    if not price.is_finite() or price < 0:
-        return SkippedItem(sku, f"Amazon's report gives the price {raw_price!r}, not an amount")
-    if _is_fba(row):
-        return price, fba_stock.get(sku, 0)
-    raw_quantity = row.get("quantity", "").strip()
+    if not price.is_finite() or price.is_signed():
+        return SkippedItem(
+            sku, f"Amazon's report gives the price {shown(raw_price)}, not an amount"
+        )
+    cents = to_cents(price)
+    if cents is None:
+        return SkippedItem(
+            sku,
+            f"Amazon's report gives the price {shown(raw_price)} with more than 2 decimal "
+            "places; prices are kept to the cent, so correct it in Seller Central",
+        )
+    return cents
+
+
+def _quantity(sku: str, row: _ReportRow) -> int | SkippedItem:
+    raw_quantity = row.fields.get("quantity", "").strip()
     if not raw_quantity:
-        return price, 0
-    if not raw_quantity.isdigit():
-        return SkippedItem(sku, f"Amazon's report gives the quantity {raw_quantity!r}")
-    return price, int(raw_quantity)
+        return 0
+    quantity = parse_quantity(raw_quantity)
+    if quantity is None:
+        return SkippedItem(
+            sku,
+            f"Amazon's report gives the quantity {shown(raw_quantity)}, not a whole number "
+            f"from 0 to {MAX_QUANTITY}",
+        )
+    return quantity
 
 
-def _with_payload(response: ApiResponse, key: str) -> ApiResponse:
-    """The answer, if it carries `key`: sp_api turns an empty-bodied error into an empty answer."""
-    if not isinstance(response.payload, dict) or response.payload.get(key) is None:
+def _fulfillable(sku: str, details: object) -> int | SkippedItem:
+    raw = details.get("fulfillableQuantity") if isinstance(details, dict) else None
+    quantity = 0 if raw is None else parse_quantity(raw)
+    if quantity is None:
+        return SkippedItem(
+            sku,
+            f"Amazon's FBA inventory gives the fulfillable quantity {shown(raw)}, not a whole "
+            f"number from 0 to {MAX_QUANTITY}",
+        )
+    return quantity
+
+
+def _with_payload(response: ApiResponse, key: str, kind: type = object) -> ApiResponse:
+    """The answer, if it carries `key` as a `kind`: sp_api turns an empty-bodied error into an
+    empty answer."""
+    value = response.payload.get(key) if isinstance(response.payload, dict) else None
+    if value is None or not isinstance(value, kind):
         raise Transient(NO_DATA)
     return response
 

@@ -147,6 +147,30 @@ class Caller:
                 if attempts >= self.backoff.attempts:
                     raise MarketplaceError(
                         self.marketplace_label.lower(),
-                        f"{self.marketplace_label} kept {failure.reason} after {attempts} attempts",
+                        f"{self.marketplace_label} kept {failure.reason} after {attempts} "
+                        "attempts; try again later",
                     ) from failure
                 self.pacer.sleep(self.backoff.delay(attempts, self.jitter()))
+
+
+class PageCursors:
+    """The cursors one paging loop has followed, so a cursor handed back again ends the sync.
+
+    A marketplace that answers a page with a cursor it gave before would otherwise keep the
+    loop going forever; `repeated` is the seller's message for that.
+    """
+
+    def __init__(self, marketplace: str, repeated: str, *, first: str = "") -> None:
+        self._marketplace = marketplace
+        self._repeated = repeated
+        self._seen = {first} if first else set()
+
+    def follow(self, cursor: object) -> str:
+        """The cursor of the next page; "" when there is none."""
+        if not cursor:
+            return ""
+        text = str(cursor)
+        if text in self._seen:
+            raise MarketplaceError(self._marketplace, self._repeated)
+        self._seen.add(text)
+        return text

@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 AMAZON = "amazon"
 WALMART = "walmart"
+# The catalog stores inventory as an int32 and prices to the cent.
+MAX_QUANTITY = 2**31 - 1
+CENT = Decimal("0.01")
+_SHOWN_LENGTH = 40
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,47 @@ class MarketplaceError(Exception):
         super().__init__(message)
         self.marketplace = marketplace
         self.message = message
+
+
+def parse_quantity(value: object) -> int | None:
+    """A stock count the catalog can hold (0..MAX_QUANTITY), from a whole JSON number or ASCII
+    digits; None for anything else."""
+    if isinstance(value, str):
+        count = _digits_value(value)
+    elif isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        count = int(value) if abs(value) <= MAX_QUANTITY else None
+    elif isinstance(value, int) and not isinstance(value, bool):
+        count = value
+    else:
+        count = None
+    return count if count is not None and 0 <= count <= MAX_QUANTITY else None
+
+
+def _digits_value(text: str) -> int | None:
+    # "²".isdigit() is true and int() takes " 7", "+7" and "1_000": only ASCII digits count.
+    if not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    # Longer than the limit is over it; int() of thousands of digits would be slow, or refused.
+    return int(digits) if len(digits) <= len(str(MAX_QUANTITY)) else None
+
+
+def to_cents(amount: Decimal) -> Decimal | None:
+    """The amount with exactly two decimal places, or None when that would change its value.
+
+    An amount too long to quantize is handed on as it is, for the catalog to refuse by name.
+    """
+    try:
+        cents = amount.quantize(CENT)
+    except InvalidOperation:
+        return amount
+    return cents if cents == amount else None
+
+
+def shown(value: object) -> str:
+    """A marketplace value for a message, as it was written (strings quoted), cut short."""
+    text = str(value) if isinstance(value, Decimal) else repr(value)
+    return text if len(text) <= _SHOWN_LENGTH else text[: _SHOWN_LENGTH - 3] + "..."
 
 
 @dataclass(frozen=True)

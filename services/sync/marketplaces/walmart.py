@@ -9,6 +9,7 @@ through a float.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
@@ -16,14 +17,25 @@ from typing import Any, TypeVar
 
 import httpx
 
-from services.sync.marketplaces.pacing import Backoff, Caller, Pacer, TokenRejected, Transient
+from services.sync.marketplaces.pacing import (
+    Backoff,
+    Caller,
+    Pacer,
+    PageCursors,
+    TokenRejected,
+    Transient,
+)
 from services.sync.marketplaces.records import (
+    MAX_QUANTITY,
     WALMART,
     CatalogPage,
     MarketplaceError,
     MarketplaceProduct,
     SkippedItem,
     WalmartEndpoints,
+    parse_quantity,
+    shown,
+    to_cents,
 )
 
 T = TypeVar("T")
@@ -34,6 +46,12 @@ SERVICE_NAME = "Walmart Marketplace"
 TOKEN_RENEWAL_MARGIN_SECONDS = 60.0
 REQUIRED_CREDENTIALS = ("client_id", "client_secret")
 NO_DATA = "sending answers without data"
+FIRST_CURSOR = "*"
+CURRENCY = re.compile(r"[A-Z]{3}")
+TEXT_FIELDS = ("productName", "productType", "wpid", "publishedStatus", "brand", "mainImageUrl")
+
+# Stock per SKU: the available-to-sell count, or why it cannot be read.
+Stock = dict[str, int | SkippedItem]
 
 
 class WalmartCatalog:
@@ -75,30 +93,39 @@ class WalmartCatalog:
             base_url=self._endpoints.base_url, timeout=REQUEST_TIMEOUT_SECONDS
         ) as http:
             stock = self._stock(http)
-            cursor = "*"
+            cursors = PageCursors(
+                WALMART,
+                "Walmart kept returning the same page of items; try again later",
+                first=FIRST_CURSOR,
+            )
+            cursor = FIRST_CURSOR
             while True:
                 paging = {"nextCursor": cursor, "limit": PAGE_LIMIT}
                 answer = self._get(http, "getAllItems", "/v3/items", paging, _items_of)
                 yield _page(answer["ItemResponse"], stock)
-                cursor = answer.get("nextCursor") or ""
+                cursor = cursors.follow(answer.get("nextCursor"))
                 if not cursor:
                     return
 
-    def _stock(self, http: httpx.Client) -> dict[str, int]:
+    def _stock(self, http: httpx.Client) -> Stock:
         """Available-to-sell quantity per SKU, summed over its ship nodes."""
-        stock: dict[str, int] = {}
+        stock: Stock = {}
+        cursors = PageCursors(
+            WALMART, "Walmart kept returning the same page of inventory; try again later"
+        )
         cursor = ""
         while True:
             paging: dict[str, Any] = {"limit": PAGE_LIMIT}
             if cursor:
                 paging["nextCursor"] = cursor
             answer = self._get(http, "getInventories", "/v3/inventories", paging, _inventories_of)
-            for inventory in _inventories_of(answer):
-                stock[inventory.get("sku", "")] = sum(
-                    int((node.get("availToSellQty") or {}).get("amount") or 0)
-                    for node in inventory.get("nodes") or []
-                )
-            cursor = (answer.get("meta") or {}).get("nextCursor") or ""
+            for inventory in _inventories_of(answer) or []:
+                sku = inventory.get("sku") if isinstance(inventory, dict) else None
+                # Stock that names no SKU as text belongs to no item this sync could write.
+                if isinstance(sku, str):
+                    stock[sku] = _available_to_sell(sku, inventory.get("nodes"))
+            meta = answer.get("meta")
+            cursor = cursors.follow(meta.get("nextCursor") if isinstance(meta, dict) else None)
             if not cursor:
                 return stock
 
@@ -158,14 +185,37 @@ class WalmartCatalog:
         self._access_token = None
 
 
-def _items_of(answer: dict[str, Any]) -> list[dict[str, Any]] | None:
+def _items_of(answer: dict[str, Any]) -> list[object] | None:
     items = answer.get("ItemResponse")
     return items if isinstance(items, list) else None
 
 
-def _inventories_of(answer: dict[str, Any]) -> list[dict[str, Any]] | None:
-    inventories = (answer.get("elements") or {}).get("inventories")
+def _inventories_of(answer: dict[str, Any]) -> list[object] | None:
+    elements = answer.get("elements")
+    inventories = elements.get("inventories") if isinstance(elements, dict) else None
     return inventories if isinstance(inventories, list) else None
+
+
+def _available_to_sell(sku: str, nodes: object) -> int | SkippedItem:
+    """The SKU's available-to-sell count over its ship nodes, or why it cannot be read."""
+    if nodes is None:
+        return 0
+    if not isinstance(nodes, list):
+        return SkippedItem(sku, f"Walmart gives the SKU's ship nodes as {shown(nodes)}, not a list")
+    total = 0
+    for node in nodes:
+        available = node.get("availToSellQty") if isinstance(node, dict) else None
+        amount = available.get("amount") if isinstance(available, dict) else None
+        count = 0 if amount is None else parse_quantity(amount)
+        if count is None:
+            return SkippedItem(
+                sku,
+                f"Walmart gives the available-to-sell quantity {shown(amount)}, not a whole "
+                f"number from 0 to {MAX_QUANTITY}",
+            )
+        total += count
+    # Each node's count is one the catalog holds; so many that their sum is not, is its limit.
+    return min(total, MAX_QUANTITY)
 
 
 def _answer(response: httpx.Response, operation: str) -> dict[str, Any]:
@@ -203,7 +253,7 @@ def _translating_transport_failures(attempt: Callable[[], T]) -> T:
         raise Transient(f"dropping the connection ({type(error).__name__})") from error
 
 
-def _page(items: list[dict[str, Any]], stock: dict[str, int]) -> CatalogPage:
+def _page(items: list[object], stock: Stock) -> CatalogPage:
     page = CatalogPage()
     for item in items:
         product = _product(item, stock)
@@ -214,32 +264,80 @@ def _page(items: list[dict[str, Any]], stock: dict[str, int]) -> CatalogPage:
     return page
 
 
-def _product(item: dict[str, Any], stock: dict[str, int]) -> MarketplaceProduct | SkippedItem:
-    sku = str(item.get("sku") or "")
-    if not sku:
-        return SkippedItem("", f"Walmart gave an item without a SKU (wpid {item.get('wpid')})")
-    price = item.get("price") or {}
-    amount = _decimal(price.get("amount"))
-    if amount is None or amount < 0:
-        return SkippedItem(sku, f"Walmart gives the price {price.get('amount')!r}, not an amount")
-    currency = price.get("currency")
-    if not currency:
-        return SkippedItem(sku, "Walmart gives the price without a currency")
+def _product(item: object, stock: Stock) -> MarketplaceProduct | SkippedItem:
+    if not isinstance(item, dict):
+        return SkippedItem("", f"Walmart gave an item that is not an object: {shown(item)}")
+    sku = item.get("sku")
+    if not sku or not isinstance(sku, str):
+        return SkippedItem(
+            "",
+            f"Walmart gave an item without a SKU as text (sku {shown(sku)}, "
+            f"wpid {shown(item.get('wpid'))})",
+        )
+    texts = _texts(sku, item)
+    if isinstance(texts, SkippedItem):
+        return texts
+    price = _price(sku, item.get("price"))
+    if isinstance(price, SkippedItem):
+        return price
+    amount, currency = price
+    quantity = stock.get(sku, 0)
+    if isinstance(quantity, SkippedItem):
+        return quantity
     return MarketplaceProduct(
         sku=sku,
         marketplace=WALMART,
-        title=item.get("productName") or "",
+        title=texts["productName"],
         description="",
-        brand=item.get("brand") or "",
-        category=item.get("productType") or "",
+        brand=texts["brand"],
+        category=texts["productType"],
         price=amount,
         currency=currency,
-        inventory_quantity=stock.get(sku, 0),
-        image_url=item.get("mainImageUrl") or "",
+        inventory_quantity=quantity,
+        image_url=texts["mainImageUrl"],
         asin="",
-        external_id=item.get("wpid") or "",
-        status=item.get("publishedStatus") or "",
+        external_id=texts["wpid"],
+        status=texts["publishedStatus"],
     )
+
+
+def _texts(sku: str, item: dict[str, Any]) -> dict[str, str] | SkippedItem:
+    """The item's text fields ("" when absent), or the first that is not text."""
+    texts = {}
+    for name in TEXT_FIELDS:
+        value = item.get(name)
+        if value is not None and not isinstance(value, str):
+            return SkippedItem(sku, f"Walmart gives {name} as {shown(value)}, not text")
+        texts[name] = value or ""
+    return texts
+
+
+def _price(sku: str, price: object) -> tuple[Decimal, str] | SkippedItem:
+    """The item's amount, to the cent, and its currency."""
+    if not isinstance(price, dict):
+        return SkippedItem(
+            sku, f"Walmart gives the price as {shown(price)}, not an amount and a currency"
+        )
+    amount = _decimal(price.get("amount"))
+    if amount is None or amount.is_signed():
+        return SkippedItem(
+            sku, f"Walmart gives the price {shown(price.get('amount'))}, not an amount"
+        )
+    cents = to_cents(amount)
+    if cents is None:
+        return SkippedItem(
+            sku,
+            f"Walmart gives the price {shown(amount)} with more than 2 decimal places; "
+            "prices are kept to the cent, so correct it in Walmart Seller Center",
+        )
+    currency = price.get("currency")
+    if not currency:
+        return SkippedItem(sku, "Walmart gives the price without a currency")
+    if not isinstance(currency, str) or not CURRENCY.fullmatch(currency):
+        return SkippedItem(
+            sku, f"Walmart gives the currency {shown(currency)}, not a three-letter code like USD"
+        )
+    return cents, currency
 
 
 def _decimal(value: object) -> Decimal | None:
