@@ -25,9 +25,27 @@ PUBLIC_SERVICES: dict[str, tuple[str, ...]] = {
     "catalog": ("marketsync.catalog.v1.CatalogService",),
     "sync": ("marketsync.sync.v1.SyncService",),
 }
-# The gRPC code Envoy's own replies carry, by HTTP status, matching what the transcoder does
-# for upstream errors.
-GRPC_CODE_BY_HTTP_STATUS = {400: 3, 401: 16, 403: 7, 404: 5, 408: 4, 413: 3, 429: 8, 503: 14}
+# Envoy's own replies by HTTP status: the gRPC code they carry (as the transcoder's errors do)
+# and their message: Envoy's text where it says something, ours where it is empty or terse.
+ENVOY_TEXT = "%LOCAL_REPLY_BODY%"
+LOCAL_REPLIES: dict[int, tuple[int, str]] = {
+    400: (3, ENVOY_TEXT),
+    404: (5, ENVOY_TEXT),
+    408: (4, "the request took too long to arrive"),
+    413: (3, "the request body is larger than 8 MiB"),
+    431: (3, "the request headers are larger than 12 KiB"),
+    503: (14, "a service is unavailable; try again shortly"),
+}
+# Below gRPC's 16 KiB metadata limit, so Envoy refuses oversized headers itself (431, JSON).
+MAX_REQUEST_HEADERS_KB = 12
+# A REST client has no business setting the gRPC protocol headers Envoy would pass on: a
+# `grpc-timeout: 1n` or a bogus `grpc-encoding` makes the service fail the call.
+GRPC_PROTOCOL_HEADERS = (
+    "grpc-timeout",
+    "grpc-encoding",
+    "grpc-accept-encoding",
+    "grpc-previous-rpc-attempts",
+)
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 
 
@@ -90,6 +108,9 @@ def _connection_manager(descriptor: str) -> dict[str, Any]:
         "stat_prefix": "rest",
         "codec_type": "AUTO",
         "use_remote_address": True,
+        "normalize_path": True,
+        "merge_slashes": True,
+        "max_request_headers_kb": MAX_REQUEST_HEADERS_KB,
         "access_log": [_access_log()],
         "route_config": _routes(),
         "local_reply_config": _json_local_replies(),
@@ -134,14 +155,20 @@ def _access_log() -> dict[str, Any]:
 
 
 def _routes() -> dict[str, Any]:
-    routes = [
-        {
-            "match": {"prefix": f"/{service}/"},
-            "route": {"cluster": cluster, "timeout": "60s"},
-        }
-        for cluster, services in PUBLIC_SERVICES.items()
-        for service in services
-    ]
+    routes = []
+    for cluster, services in PUBLIC_SERVICES.items():
+        for service in services:
+            match = {"prefix": f"/{service}/"}
+            # The transcoder marks what it made from a REST request with the original path.
+            rest = {"name": "x-envoy-original-path", "present_match": True}
+            routes.append(
+                {
+                    "match": {**match, "headers": [rest]},
+                    "route": {"cluster": cluster, "timeout": "60s"},
+                    "request_headers_to_remove": list(GRPC_PROTOCOL_HEADERS),
+                }
+            )
+            routes.append({"match": match, "route": {"cluster": cluster, "timeout": "60s"}})
     routes.append(
         {
             "match": {"prefix": "/"},
@@ -156,45 +183,29 @@ def _routes() -> dict[str, Any]:
 
 
 def _json_local_replies() -> dict[str, Any]:
-    def body(code: int) -> dict[str, Any]:
-        return {
-            "json_format": {"code": code, "message": "%LOCAL_REPLY_BODY%"},
-            "content_type": "application/json",
-        }
+    def json_body(fields: dict[str, Any]) -> dict[str, Any]:
+        return {"json_format": fields, "content_type": "application/json"}
 
     mappers = [
         {
-            "filter": {
-                "status_code_filter": {
-                    "comparison": {
-                        "op": "EQ",
-                        "value": {
-                            "default_value": status,
-                            "runtime_key": f"local_reply.status_{status}",
-                        },
-                    }
-                }
-            },
-            "body_format_override": body(code),
+            "filter": _status_is(status),
+            "body_format_override": json_body({"code": code, "message": message}),
         }
-        for status, code in GRPC_CODE_BY_HTTP_STATUS.items()
+        for status, (code, message) in LOCAL_REPLIES.items()
     ]
     # The health check filter answers /healthz itself: a local reply too.
-    serving = {"json_format": {"status": "serving"}, "content_type": "application/json"}
     mappers.append(
-        {
-            "filter": {
-                "status_code_filter": {
-                    "comparison": {
-                        "op": "EQ",
-                        "value": {"default_value": 200, "runtime_key": "local_reply.status_200"},
-                    }
-                }
-            },
-            "body_format_override": serving,
-        }
+        {"filter": _status_is(200), "body_format_override": json_body({"status": "serving"})}
     )
-    return {"mappers": mappers, "body_format": body(13)}
+    return {"mappers": mappers, "body_format": json_body({"code": 13, "message": ENVOY_TEXT})}
+
+
+def _status_is(status: int) -> dict[str, Any]:
+    comparison = {
+        "op": "EQ",
+        "value": {"default_value": status, "runtime_key": f"local_reply.status_{status}"},
+    }
+    return {"status_code_filter": {"comparison": comparison}}
 
 
 def _health_check_filter() -> dict[str, Any]:

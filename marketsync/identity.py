@@ -17,6 +17,8 @@ from marketsync.errors import PermissionDenied, Unauthenticated
 
 SIGNING_ALGORITHM = "HS256"
 TOKEN_LIFETIME = timedelta(hours=24)
+# Tolerated difference between the clocks of the replica that issued a token and the one reading.
+CLOCK_SKEW_SECONDS = 60
 ROLES = ("viewer", "member", "admin", "owner")  # weakest first: index is the rank
 
 
@@ -74,7 +76,9 @@ def verify_user_token(secret: str, token: str) -> Identity:
         raise Unauthenticated("the token has expired; log in again") from exc
     except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
         raise Unauthenticated("the token is not valid; log in again") from exc
-    if identity.role not in ROLES:
+    ids = (identity.user_id, identity.organization_id, identity.session_id)
+    issued_in_future = claims["iat"] > utcnow().timestamp() + CLOCK_SKEW_SECONDS
+    if identity.role not in ROLES or issued_in_future or not all(0 < i < 2**63 for i in ids):
         raise Unauthenticated("the token is not valid; log in again")
     return identity
 

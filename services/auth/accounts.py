@@ -49,12 +49,18 @@ WRONG_CREDENTIALS = "the email or password is wrong"
 SESSION_ENDED = "the session has ended; log in again"
 # Deliberately loose: one @, a dot in the domain, no spaces. Deliverability is not checkable here.
 _EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+# PostgreSQL text cannot hold NUL, and no name or address needs a control character.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def normalize_email(email: str) -> str:
     """The email trimmed and lower-cased, or InvalidArgument if it is not an address."""
     normalized = email.strip().lower()
-    if len(normalized) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(normalized):
+    if (
+        len(normalized) > MAX_EMAIL_LENGTH
+        or _CONTROL.search(normalized)
+        or not _EMAIL.fullmatch(normalized)
+    ):
         raise InvalidArgument(f"email: {email!r} is not a valid email address")
     return normalized
 
@@ -71,6 +77,8 @@ def validate_name(value: str, field: str) -> str:
         raise InvalidArgument(f"{field}: must not be empty")
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidArgument(f"{field}: must be at most {MAX_NAME_LENGTH} characters")
+    if _CONTROL.search(name):
+        raise InvalidArgument(f"{field}: must not contain control characters")
     return name
 
 
@@ -107,7 +115,7 @@ class Accounts:
         self, *, email: str, password: str, organization_id: int | None = None
     ) -> LoginResult:
         email = email.strip().lower()
-        if len(email) > MAX_EMAIL_LENGTH:  # no account can have it; keeps the counter table lean
+        if len(email) > MAX_EMAIL_LENGTH or _CONTROL.search(email):  # no account can have it
             raise Unauthenticated(WRONG_CREDENTIALS)
         async with self._pool.connection() as conn:
             attempts, window_ends = await store.count_login_attempt(

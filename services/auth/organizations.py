@@ -93,6 +93,10 @@ class Organizations:
             await store.delete_member(
                 conn, organization_id=identity.organization_id, user_id=user_id
             )
+            # Adding the user back later must not bring their old tokens back to life.
+            await store.revoke_member_sessions(
+                conn, organization_id=identity.organization_id, user_id=user_id
+            )
 
 
 async def _lock_as_admin(conn: AsyncConnection, identity: Identity) -> str:

@@ -186,6 +186,14 @@ async def live_session_role(
     return None if row is None else row[0]
 
 
+async def revoke_member_sessions(conn: Conn, *, organization_id: int, user_id: int) -> None:
+    await conn.execute(
+        "UPDATE sessions SET revoked_at = now()"
+        " WHERE organization_id = %s AND user_id = %s AND revoked_at IS NULL",
+        (organization_id, user_id),
+    )
+
+
 async def revoke_session(conn: Conn, *, session_id: int, user_id: int) -> bool:
     """False when the user has no such session; revoking twice keeps the first time."""
     cursor = await conn.execute(

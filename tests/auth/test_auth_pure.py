@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from marketsync.errors import InvalidArgument
-from services.auth.accounts import normalize_email, validate_password
+from services.auth.accounts import normalize_email, validate_name, validate_password
 from services.auth.credentials import mask, validate_fields, validate_marketplace
 from services.auth.passwords import PasswordHasher
 from services.auth.vault import Vault, VaultError, generate_key
@@ -22,7 +22,17 @@ def test_email_is_trimmed_and_lower_cased(given: str, stored: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "email", ["", "ann", "ann@", "@example.com", "ann@example", "a b@example.com", "a@b@c.com"]
+    "email",
+    [
+        "",
+        "ann",
+        "ann@",
+        "@example.com",
+        "ann@example",
+        "a b@example.com",
+        "a@b@c.com",
+        "nul\x00x@example.com",
+    ],
 )
 def test_invalid_email_is_refused_naming_the_field(email: str) -> None:
     with pytest.raises(InvalidArgument, match=r"^email: "):
@@ -122,3 +132,9 @@ def test_passwords_longer_than_bcrypt_limit_count_in_full() -> None:
         assert not await hasher.verify(long_password, None)
 
     asyncio.run(check())
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "tab\tinside", "bell\x07"])
+def test_names_with_control_characters_are_refused(name: str) -> None:
+    with pytest.raises(InvalidArgument, match="organization_name: must not contain control"):
+        validate_name(name, "organization_name")

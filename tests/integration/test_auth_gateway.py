@@ -355,3 +355,37 @@ def test_the_service_survives_postgresql_restarting(api: Api, stack: Stack) -> N
     )  # fmt: skip
     assert saved.status == 200, saved.body
     assert api.register()["token"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"grpc-timeout": "1n"},
+        {"grpc-timeout": "garbage"},
+        {"grpc-encoding": "bogus"},
+        {"grpc-previous-rpc-attempts": "x"},
+    ],
+)
+def test_grpc_protocol_headers_from_rest_clients_are_dropped(
+    api: Api, headers: dict[str, str]
+) -> None:
+    owner = api.register()
+    answer = api.client.get(
+        "/api/auth/me", headers={**headers, "authorization": f"Bearer {owner['token']}"}
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def test_oversized_headers_get_431_json(api: Api) -> None:
+    answer = api.client.get("/api/auth/me", headers={"x-pad": "p" * 20_000})
+    assert answer.status_code == 431
+    _assert_client_error(answer.status_code, answer.text)
+
+
+def test_dot_segments_cannot_reach_an_internal_service(api: Api) -> None:
+    answer = api.client.post(
+        "/marketsync.auth.v1.AuthService/../marketsync.auth.v1.AuthInternalService/ListDueSyncs",
+        headers={"content-type": "application/json"},
+        content=b"{}",
+    )
+    _assert_client_error(answer.status_code, answer.text)

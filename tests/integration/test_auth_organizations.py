@@ -252,6 +252,20 @@ def test_a_removed_members_tokens_stop_working_at_once(api: Api) -> None:
     )
 
 
+def test_adding_a_removed_member_back_does_not_revive_their_old_tokens(api: Api) -> None:
+    team = new_team(api, roles=("member",))
+    member = team.person("member")
+    api.call("DELETE", f"/api/organization/members/{member.user_id}", token=team.owner.token)
+    added = api.call(
+        "POST",
+        "/api/organization/members",
+        {"email": member.email, "role": "viewer"},
+        token=team.owner.token,
+    )
+    assert added.status == 200, added.body
+    assert_error(api.call("GET", "/api/auth/me", token=member.token), 401)
+
+
 def _assert_sees_nothing_of(api: Api, outsider_token: str, team: Team) -> None:
     members = _members(api, outsider_token)
     assert not set(members) & team.emails()

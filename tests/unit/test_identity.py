@@ -39,6 +39,16 @@ def test_an_issued_token_verifies_to_its_identity() -> None:
         pytest.param(jwt.encode(claims(exp=1), SECRET, algorithm="HS256"), id="expired"),
         pytest.param(jwt.encode(claims(role="god"), SECRET, algorithm="HS256"), id="unknown role"),
         pytest.param(jwt.encode(claims(sub="x"), SECRET, algorithm="HS256"), id="bad subject"),
+        pytest.param(jwt.encode(claims(sub="0"), SECRET, algorithm="HS256"), id="zero subject"),
+        pytest.param(
+            jwt.encode(claims(org=str(2**70)), SECRET, algorithm="HS256"), id="org past int64"
+        ),
+        pytest.param(
+            jwt.encode(
+                claims(iat=int(datetime.now(UTC).timestamp()) + 3600), SECRET, algorithm="HS256"
+            ),
+            id="issued in the future",
+        ),
         pytest.param(
             jwt.encode(
                 {k: v for k, v in claims().items() if k != "sid"}, SECRET, algorithm="HS256"
