@@ -113,7 +113,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         self, request: catalog_pb2.ListProductsRequest, context: aio.ServicerContext
     ) -> catalog_pb2.ListProductsResponse:
         identity = current_identity()
-        page_size = request.page_size or DEFAULT_PAGE_SIZE
+        page_size = request.page_size if request.HasField("page_size") else DEFAULT_PAGE_SIZE
         validate_page_size(page_size)
         page = await asyncio.to_thread(
             self._store.list_page,

@@ -54,7 +54,7 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         self, request: sync_pb2.ListSyncLogsRequest, context: aio.ServicerContext
     ) -> sync_pb2.ListSyncLogsResponse:
         identity = current_identity()
-        page_size = request.page_size or DEFAULT_PAGE_SIZE
+        page_size = request.page_size if request.HasField("page_size") else DEFAULT_PAGE_SIZE
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise InvalidArgument(f"page_size: must be 1..{MAX_PAGE_SIZE}, got {page_size}")
         binding = {"organization_id": identity.organization_id}

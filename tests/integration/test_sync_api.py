@@ -245,7 +245,7 @@ def test_a_sync_log_page_token_of_another_organization_or_forged_is_400(api: Api
         )
 
 
-@pytest.mark.parametrize("page_size", [-1, 101])
+@pytest.mark.parametrize("page_size", [-1, 0, 101])
 def test_a_sync_log_page_size_out_of_range_is_400(api: Api, page_size: int) -> None:
     seller = new_seller(api)
     assert_error(

@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#marketsync/catalog/v1/catalog.proto\x12\x15marketsync.catalog.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaf\x01\n\x07Listing\x12\x13\n\x0bmarketplace\x18\x01 \x01(\t\x12\r\n\x05price\x18\x02 \x01(\t\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\x12\x1a\n\x12inventory_quantity\x18\x04 \x01(\x05\x12\x13\n\x0b\x65xternal_id\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12-\n\tsynced_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8f\x03\n\x07Product\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x13\n\x0bmarketplace\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\r\n\x05\x62rand\x18\x05 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x06 \x01(\t\x12\r\n\x05price\x18\x07 \x01(\t\x12\x10\n\x08\x63urrency\x18\x08 \x01(\t\x12\x1a\n\x12inventory_quantity\x18\t \x01(\x05\x12\x11\n\timage_url\x18\n \x01(\t\x12\x0c\n\x04\x61sin\x18\x0b \x01(\t\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tsynced_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x08listings\x18\x0f \x03(\x0b\x32\x1e.marketsync.catalog.v1.Listing\"Q\n\x13ListProductsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0bmarketplace\x18\x03 \x01(\t\"a\n\x14ListProductsResponse\x12\x30\n\x08products\x18\x01 \x03(\x0b\x32\x1e.marketsync.catalog.v1.Product\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\" \n\x11GetProductRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\"T\n\x14UpsertProductRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12/\n\x07product\x18\x02 \x01(\x0b\x32\x1e.marketsync.catalog.v1.Product\"#\n\x14\x44\x65leteProductRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteProductResponse\"N\n\x1a\x42\x61tchUpsertProductsRequest\x12\x30\n\x08products\x18\x01 \x03(\x0b\x32\x1e.marketsync.catalog.v1.Product\"-\n\rFailedProduct\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"x\n\x1b\x42\x61tchUpsertProductsResponse\x12\x10\n\x08upserted\x18\x01 \x01(\x05\x12\x34\n\x06\x66\x61iled\x18\x02 \x03(\x0b\x32$.marketsync.catalog.v1.FailedProduct\x12\x11\n\tunchanged\x18\x03 \x01(\x05\"%\n\x16GetPriceHistoryRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\"^\n\nPricePoint\x12\r\n\x05price\x18\x01 \x01(\t\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\x12/\n\x0brecorded_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"L\n\x17GetPriceHistoryResponse\x12\x31\n\x06points\x18\x01 \x03(\x0b\x32!.marketsync.catalog.v1.PricePoint\"|\n\x1aWriteSyncedProductsRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\x03\x12\x13\n\x0bmarketplace\x18\x02 \x01(\t\x12\x30\n\x08products\x18\x03 \x03(\x0b\x32\x1e.marketsync.catalog.v1.Product\"\x8d\x01\n\x1bWriteSyncedProductsResponse\x12\x0f\n\x07written\x18\x01 \x01(\x05\x12\x11\n\tunchanged\x18\x02 \x01(\x05\x12\x34\n\x06\x66\x61iled\x18\x03 \x03(\x0b\x32$.marketsync.catalog.v1.FailedProduct\x12\x14\n\x0c\x66\x61iled_count\x18\x04 \x01(\x05\"A\n\x18GetStoredProductsRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\x03\x12\x0c\n\x04skus\x18\x02 \x03(\t\"M\n\x19GetStoredProductsResponse\x12\x30\n\x08products\x18\x01 \x03(\x0b\x32\x1e.marketsync.catalog.v1.Product2\xd7\x06\n\x0e\x43\x61talogService\x12~\n\x0cListProducts\x12*.marketsync.catalog.v1.ListProductsRequest\x1a+.marketsync.catalog.v1.ListProductsResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/api/products\x12s\n\nGetProduct\x12(.marketsync.catalog.v1.GetProductRequest\x1a\x1e.marketsync.catalog.v1.Product\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/api/products/{sku}\x12\x82\x01\n\rUpsertProduct\x12+.marketsync.catalog.v1.UpsertProductRequest\x1a\x1e.marketsync.catalog.v1.Product\"$\x82\xd3\xe4\x93\x02\x1e\x1a\x13/api/products/{sku}:\x07product\x12\x87\x01\n\rDeleteProduct\x12+.marketsync.catalog.v1.DeleteProductRequest\x1a,.marketsync.catalog.v1.DeleteProductResponse\"\x1b\x82\xd3\xe4\x93\x02\x15*\x13/api/products/{sku}\x12\xa2\x01\n\x13\x42\x61tchUpsertProducts\x12\x31.marketsync.catalog.v1.BatchUpsertProductsRequest\x1a\x32.marketsync.catalog.v1.BatchUpsertProductsResponse\"$\x82\xd3\xe4\x93\x02\x1e\"\x19/api/products:batchUpsert:\x01*\x12\x9b\x01\n\x0fGetPriceHistory\x12-.marketsync.catalog.v1.GetPriceHistoryRequest\x1a..marketsync.catalog.v1.GetPriceHistoryResponse\")\x82\xd3\xe4\x93\x02#\x12!/api/products/{sku}/price-history2\x90\x02\n\x16\x43\x61talogInternalService\x12~\n\x13WriteSyncedProducts\x12\x31.marketsync.catalog.v1.WriteSyncedProductsRequest\x1a\x32.marketsync.catalog.v1.WriteSyncedProductsResponse(\x01\x12v\n\x11GetStoredProducts\x12/.marketsync.catalog.v1.GetStoredProductsRequest\x1a\x30.marketsync.catalog.v1.GetStoredProductsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#marketsync/catalog/v1/catalog.proto\x12\x15marketsync.catalog.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaf\x01\n\x07Listing\x12\x13\n\x0bmarketplace\x18\x01 \x01(\t\x12\r\n\x05price\x18\x02 \x01(\t\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\x12\x1a\n\x12inventory_quantity\x18\x04 \x01(\x05\x12\x13\n\x0b\x65xternal_id\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12-\n\tsynced_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8f\x03\n\x07Product\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x13\n\x0bmarketplace\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\r\n\x05\x62rand\x18\x05 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x06 \x01(\t\x12\r\n\x05price\x18\x07 \x01(\t\x12\x10\n\x08\x63urrency\x18\x08 \x01(\t\x12\x1a\n\x12inventory_quantity\x18\t \x01(\x05\x12\x11\n\timage_url\x18\n \x01(\t\x12\x0c\n\x04\x61sin\x18\x0b \x01(\t\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tsynced_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x08listings\x18\x0f \x03(\x0b\x32\x1e.marketsync.catalog.v1.Listing\"d\n\x13ListProductsRequest\x12\x16\n\tpage_size\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0bmarketplace\x18\x03 \x01(\tB\x0c\n\n_page_size\"a\n\x14ListProductsResponse\x12\x30\n\x08products\x18\x01 \x03(\x0b\x32\x1e.marketsync.catalog.v1.Product\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\" \n\x11GetProductRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\"T\n\x14UpsertProductRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12/\n\x07product\x18\x02 \x01(\x0b\x32\x1e.marketsync.catalog.v1.Product\"#\n\x14\x44\x65leteProductRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteProductResponse\"N\n\x1a\x42\x61tchUpsertProductsRequest\x12\x30\n\x08products\x18\x01 \x03(\x0b\x32\x1e.marketsync.catalog.v1.Product\"-\n\rFailedProduct\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"x\n\x1b\x42\x61tchUpsertProductsResponse\x12\x10\n\x08upserted\x18\x01 \x01(\x05\x12\x34\n\x06\x66\x61iled\x18\x02 \x03(\x0b\x32$.marketsync.catalog.v1.FailedProduct\x12\x11\n\tunchanged\x18\x03 \x01(\x05\"%\n\x16GetPriceHistoryRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\"^\n\nPricePoint\x12\r\n\x05price\x18\x01 \x01(\t\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\x12/\n\x0brecorded_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"L\n\x17GetPriceHistoryResponse\x12\x31\n\x06points\x18\x01 \x03(\x0b\x32!.marketsync.catalog.v1.PricePoint\"|\n\x1aWriteSyncedProductsRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\x03\x12\x13\n\x0bmarketplace\x18\x02 \x01(\t\x12\x30\n\x08products\x18\x03 \x03(\x0b\x32\x1e.marketsync.catalog.v1.Product\"\x8d\x01\n\x1bWriteSyncedProductsResponse\x12\x0f\n\x07written\x18\x01 \x01(\x05\x12\x11\n\tunchanged\x18\x02 \x01(\x05\x12\x34\n\x06\x66\x61iled\x18\x03 \x03(\x0b\x32$.marketsync.catalog.v1.FailedProduct\x12\x14\n\x0c\x66\x61iled_count\x18\x04 \x01(\x05\"A\n\x18GetStoredProductsRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\x03\x12\x0c\n\x04skus\x18\x02 \x03(\t\"M\n\x19GetStoredProductsResponse\x12\x30\n\x08products\x18\x01 \x03(\x0b\x32\x1e.marketsync.catalog.v1.Product2\xd7\x06\n\x0e\x43\x61talogService\x12~\n\x0cListProducts\x12*.marketsync.catalog.v1.ListProductsRequest\x1a+.marketsync.catalog.v1.ListProductsResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/api/products\x12s\n\nGetProduct\x12(.marketsync.catalog.v1.GetProductRequest\x1a\x1e.marketsync.catalog.v1.Product\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/api/products/{sku}\x12\x82\x01\n\rUpsertProduct\x12+.marketsync.catalog.v1.UpsertProductRequest\x1a\x1e.marketsync.catalog.v1.Product\"$\x82\xd3\xe4\x93\x02\x1e\x1a\x13/api/products/{sku}:\x07product\x12\x87\x01\n\rDeleteProduct\x12+.marketsync.catalog.v1.DeleteProductRequest\x1a,.marketsync.catalog.v1.DeleteProductResponse\"\x1b\x82\xd3\xe4\x93\x02\x15*\x13/api/products/{sku}\x12\xa2\x01\n\x13\x42\x61tchUpsertProducts\x12\x31.marketsync.catalog.v1.BatchUpsertProductsRequest\x1a\x32.marketsync.catalog.v1.BatchUpsertProductsResponse\"$\x82\xd3\xe4\x93\x02\x1e\"\x19/api/products:batchUpsert:\x01*\x12\x9b\x01\n\x0fGetPriceHistory\x12-.marketsync.catalog.v1.GetPriceHistoryRequest\x1a..marketsync.catalog.v1.GetPriceHistoryResponse\")\x82\xd3\xe4\x93\x02#\x12!/api/products/{sku}/price-history2\x90\x02\n\x16\x43\x61talogInternalService\x12~\n\x13WriteSyncedProducts\x12\x31.marketsync.catalog.v1.WriteSyncedProductsRequest\x1a\x32.marketsync.catalog.v1.WriteSyncedProductsResponse(\x01\x12v\n\x11GetStoredProducts\x12/.marketsync.catalog.v1.GetStoredProductsRequest\x1a\x30.marketsync.catalog.v1.GetStoredProductsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,39 +50,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PRODUCT']._serialized_start=304
   _globals['_PRODUCT']._serialized_end=703
   _globals['_LISTPRODUCTSREQUEST']._serialized_start=705
-  _globals['_LISTPRODUCTSREQUEST']._serialized_end=786
-  _globals['_LISTPRODUCTSRESPONSE']._serialized_start=788
-  _globals['_LISTPRODUCTSRESPONSE']._serialized_end=885
-  _globals['_GETPRODUCTREQUEST']._serialized_start=887
-  _globals['_GETPRODUCTREQUEST']._serialized_end=919
-  _globals['_UPSERTPRODUCTREQUEST']._serialized_start=921
-  _globals['_UPSERTPRODUCTREQUEST']._serialized_end=1005
-  _globals['_DELETEPRODUCTREQUEST']._serialized_start=1007
-  _globals['_DELETEPRODUCTREQUEST']._serialized_end=1042
-  _globals['_DELETEPRODUCTRESPONSE']._serialized_start=1044
-  _globals['_DELETEPRODUCTRESPONSE']._serialized_end=1067
-  _globals['_BATCHUPSERTPRODUCTSREQUEST']._serialized_start=1069
-  _globals['_BATCHUPSERTPRODUCTSREQUEST']._serialized_end=1147
-  _globals['_FAILEDPRODUCT']._serialized_start=1149
-  _globals['_FAILEDPRODUCT']._serialized_end=1194
-  _globals['_BATCHUPSERTPRODUCTSRESPONSE']._serialized_start=1196
-  _globals['_BATCHUPSERTPRODUCTSRESPONSE']._serialized_end=1316
-  _globals['_GETPRICEHISTORYREQUEST']._serialized_start=1318
-  _globals['_GETPRICEHISTORYREQUEST']._serialized_end=1355
-  _globals['_PRICEPOINT']._serialized_start=1357
-  _globals['_PRICEPOINT']._serialized_end=1451
-  _globals['_GETPRICEHISTORYRESPONSE']._serialized_start=1453
-  _globals['_GETPRICEHISTORYRESPONSE']._serialized_end=1529
-  _globals['_WRITESYNCEDPRODUCTSREQUEST']._serialized_start=1531
-  _globals['_WRITESYNCEDPRODUCTSREQUEST']._serialized_end=1655
-  _globals['_WRITESYNCEDPRODUCTSRESPONSE']._serialized_start=1658
-  _globals['_WRITESYNCEDPRODUCTSRESPONSE']._serialized_end=1799
-  _globals['_GETSTOREDPRODUCTSREQUEST']._serialized_start=1801
-  _globals['_GETSTOREDPRODUCTSREQUEST']._serialized_end=1866
-  _globals['_GETSTOREDPRODUCTSRESPONSE']._serialized_start=1868
-  _globals['_GETSTOREDPRODUCTSRESPONSE']._serialized_end=1945
-  _globals['_CATALOGSERVICE']._serialized_start=1948
-  _globals['_CATALOGSERVICE']._serialized_end=2803
-  _globals['_CATALOGINTERNALSERVICE']._serialized_start=2806
-  _globals['_CATALOGINTERNALSERVICE']._serialized_end=3078
+  _globals['_LISTPRODUCTSREQUEST']._serialized_end=805
+  _globals['_LISTPRODUCTSRESPONSE']._serialized_start=807
+  _globals['_LISTPRODUCTSRESPONSE']._serialized_end=904
+  _globals['_GETPRODUCTREQUEST']._serialized_start=906
+  _globals['_GETPRODUCTREQUEST']._serialized_end=938
+  _globals['_UPSERTPRODUCTREQUEST']._serialized_start=940
+  _globals['_UPSERTPRODUCTREQUEST']._serialized_end=1024
+  _globals['_DELETEPRODUCTREQUEST']._serialized_start=1026
+  _globals['_DELETEPRODUCTREQUEST']._serialized_end=1061
+  _globals['_DELETEPRODUCTRESPONSE']._serialized_start=1063
+  _globals['_DELETEPRODUCTRESPONSE']._serialized_end=1086
+  _globals['_BATCHUPSERTPRODUCTSREQUEST']._serialized_start=1088
+  _globals['_BATCHUPSERTPRODUCTSREQUEST']._serialized_end=1166
+  _globals['_FAILEDPRODUCT']._serialized_start=1168
+  _globals['_FAILEDPRODUCT']._serialized_end=1213
+  _globals['_BATCHUPSERTPRODUCTSRESPONSE']._serialized_start=1215
+  _globals['_BATCHUPSERTPRODUCTSRESPONSE']._serialized_end=1335
+  _globals['_GETPRICEHISTORYREQUEST']._serialized_start=1337
+  _globals['_GETPRICEHISTORYREQUEST']._serialized_end=1374
+  _globals['_PRICEPOINT']._serialized_start=1376
+  _globals['_PRICEPOINT']._serialized_end=1470
+  _globals['_GETPRICEHISTORYRESPONSE']._serialized_start=1472
+  _globals['_GETPRICEHISTORYRESPONSE']._serialized_end=1548
+  _globals['_WRITESYNCEDPRODUCTSREQUEST']._serialized_start=1550
+  _globals['_WRITESYNCEDPRODUCTSREQUEST']._serialized_end=1674
+  _globals['_WRITESYNCEDPRODUCTSRESPONSE']._serialized_start=1677
+  _globals['_WRITESYNCEDPRODUCTSRESPONSE']._serialized_end=1818
+  _globals['_GETSTOREDPRODUCTSREQUEST']._serialized_start=1820
+  _globals['_GETSTOREDPRODUCTSREQUEST']._serialized_end=1885
+  _globals['_GETSTOREDPRODUCTSRESPONSE']._serialized_start=1887
+  _globals['_GETSTOREDPRODUCTSRESPONSE']._serialized_end=1964
+  _globals['_CATALOGSERVICE']._serialized_start=1967
+  _globals['_CATALOGSERVICE']._serialized_end=2822
+  _globals['_CATALOGINTERNALSERVICE']._serialized_start=2825
+  _globals['_CATALOGINTERNALSERVICE']._serialized_end=3097
 # @@protoc_insertion_point(module_scope)
