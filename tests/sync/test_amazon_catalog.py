@@ -390,3 +390,26 @@ def test_a_resync_reuses_stored_enrichment_of_unchanged_asins(
 
     assert again == first
     assert call_counts(sandbox, seller)["searchCatalogItems"] - asked_first == 1
+
+
+def test_a_cached_access_token_is_not_handed_to_whoever_lacks_the_client_secret(
+    sandbox: SandboxHandle, amazon_endpoints: AmazonEndpoints, pacer: Pacer
+) -> None:
+    seller = unique_account("secret", 20)
+    collect(catalog_of(seller, amazon_endpoints, pacer).pages())
+    intruder = AmazonCatalog(
+        {
+            "refresh_token": seller,
+            "lwa_app_id": "amzn1.application-oa2-client.demo",
+            "lwa_client_secret": "a guess",
+            "seller_id": "A1SELLER",
+        },
+        amazon_endpoints,
+        pacer,
+        account="intruder",
+        backoff=FAST_BACKOFF,
+    )
+    tokens_before = call_counts(sandbox, seller)["lwaToken"]
+    collect(intruder.pages())
+    # The intruder had to ask LWA itself (which, in the sandbox, accepts any secret).
+    assert call_counts(sandbox, seller)["lwaToken"] == tokens_before + 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import csv
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -124,6 +125,15 @@ class AccessTokenCache:
 access_tokens = AccessTokenCache()
 
 
+def token_key(
+    url: str, client_id: str, client_secret: str, refresh_token: str
+) -> tuple[str, str, str]:
+    """Whoever presents all of these got this token from LWA: an organization that knows a
+    seller's app id and refresh token but not the secret never gets the cached token."""
+    secret = hashlib.sha256(f"{client_secret}\0{refresh_token}".encode()).hexdigest()
+    return (url, client_id, secret)
+
+
 class _LwaTokenClient(AccessTokenClient):
     """sp_api's token client, pointed at the configured LWA URL and using `access_tokens`."""
 
@@ -132,7 +142,9 @@ class _LwaTokenClient(AccessTokenClient):
         return cls.scheme + cls.host + cls.path
 
     def get_auth(self) -> AccessTokenResponse:
-        key = (self.url(), self.cred.client_id, self.cred.refresh_token)
+        key = token_key(
+            self.url(), self.cred.client_id, self.cred.client_secret, self.cred.refresh_token
+        )
         token = access_tokens.get(key, lambda: self._request(self.url(), self.data, self.headers))
         return AccessTokenResponse(**token)
 
@@ -263,7 +275,12 @@ class AmazonCatalog:
     def _drop_access_token(self) -> None:
         credentials = self._credentials
         access_tokens.drop(
-            (self._token_client.url(), credentials["lwa_app_id"], credentials["refresh_token"])
+            token_key(
+                self._token_client.url(),
+                credentials["lwa_app_id"],
+                credentials["lwa_client_secret"],
+                credentials["refresh_token"],
+            )
         )
 
     def _call(self, operation: str, attempt: Callable[[], T]) -> T:
