@@ -2,7 +2,8 @@
 
 Per method, by the service it belongs to:
 - gRPC health and reflection: open.
-- services named `...InternalService`: a service credential only (never a user token).
+- services named `...InternalService`: a service credential only (never a user token), from a
+  service the server lists as a caller of that method.
 - methods the server lists as open (register, login): no credential.
 - everything else: a user token, verified here (signature, algorithm, expiry) and confirmed by a
   session check (the auth service reads its own tables; other services ask auth, caching the
@@ -15,7 +16,7 @@ downstream passes through; anything else is logged and answered INTERNAL without
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
@@ -23,7 +24,7 @@ import grpc
 from google.protobuf.message import DecodeError
 from grpc import aio
 
-from marketsync.errors import DomainError, InvalidArgument, Unauthenticated
+from marketsync.errors import DomainError, InvalidArgument, PermissionDenied, Unauthenticated
 from marketsync.identity import Identity, bind_identity, verify_user_token
 from marketsync.service_auth import SERVICE_METADATA_KEY, verify_service_token
 
@@ -67,11 +68,16 @@ class AccessInterceptor(aio.ServerInterceptor):
         internal_service_key: str,
         check_session: SessionChecker,
         open_methods: frozenset[str] = frozenset(),
+        internal_callers: Mapping[str, frozenset[str]] | None = None,
+        store_unavailable: tuple[type[Exception], ...] = (),
     ) -> None:
         self._jwt_secret = jwt_secret
         self._internal_service_key = internal_service_key
         self._check_session = check_session
         self._open_methods = open_methods
+        self._internal_callers = internal_callers or {}
+        # Errors of the service's own store that mean "down or overloaded", not "a bug".
+        self._store_unavailable = store_unavailable
 
     async def intercept_service(
         self,
@@ -98,6 +104,11 @@ class AccessInterceptor(aio.ServerInterceptor):
             raise
         except aio.AioRpcError as exc:
             await context.abort(*_downstream_status(method, exc))
+        except self._store_unavailable as exc:
+            log.warning("store unavailable", extra={"method": method, "detail": str(exc)})
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, "the database is unavailable; try again shortly"
+            )
         except Exception:
             log.exception("unhandled error", extra={"method": method})
             await context.abort(grpc.StatusCode.INTERNAL, "internal error; it has been logged")
@@ -107,9 +118,11 @@ class AccessInterceptor(aio.ServerInterceptor):
 
     async def _authenticate(self, method: str, metadata: dict[str, Any]) -> Identity | None:
         if service_of(method).endswith(INTERNAL_SERVICE_SUFFIX):
-            verify_service_token(
+            caller = verify_service_token(
                 self._internal_service_key, str(metadata.get(SERVICE_METADATA_KEY, ""))
             )
+            if caller not in self._internal_callers.get(method, frozenset()):
+                raise PermissionDenied(f"the {caller} service may not call {method}")
             return None
         if method in self._open_methods:
             return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -102,6 +102,8 @@ async def serve(
     register: Callable[[aio.Server], None],
     check_session: SessionChecker,
     open_methods: frozenset[str] = frozenset(),
+    internal_callers: Mapping[str, frozenset[str]] | None = None,
+    store_unavailable: tuple[type[Exception], ...] = (),
     on_stop: Iterable[Callable[[], Awaitable[None]]] = (),
 ) -> None:
     """Build the server from the service's settings and serve until SIGTERM or SIGINT."""
@@ -113,6 +115,8 @@ async def serve(
         internal_service_key=settings.internal_service_key,
         check_session=check_session,
         open_methods=open_methods,
+        internal_callers=internal_callers,
+        store_unavailable=store_unavailable,
     )
     service = create_server(
         host=settings.grpc_host,

@@ -33,6 +33,21 @@ SERVICE_NAMES = tuple(
     auth_pb2.DESCRIPTOR.services_by_name[name].full_name
     for name in ("AuthService", "CredentialsService", "AuthInternalService")
 )
+# Which service may call each internal RPC: catalog and sync check sessions; only sync reads
+# credentials and keeps sync logs.
+INTERNAL_CALLERS = {
+    f"/marketsync.auth.v1.AuthInternalService/{method}": frozenset(callers)
+    for method, callers in {
+        "CheckSession": ("catalog", "sync"),
+        "GetMarketplaceCredentials": ("sync",),
+        "StartSyncLog": ("sync",),
+        "HeartbeatSyncLog": ("sync",),
+        "FinishSyncLog": ("sync",),
+        "GetSyncLog": ("sync",),
+        "ListSyncLogs": ("sync",),
+        "ListDueSyncs": ("sync",),
+    }.items()
+}
 OPEN_METHODS = frozenset(
     {"/marketsync.auth.v1.AuthService/Register", "/marketsync.auth.v1.AuthService/Login"}
 )
@@ -111,6 +126,9 @@ async def main() -> None:
         register=register,
         check_session=accounts.check_session,
         open_methods=OPEN_METHODS,
+        internal_callers=INTERNAL_CALLERS,
+        # A lost database or an exhausted pool is a 503 to try again, not a bug.
+        store_unavailable=(psycopg.OperationalError,),
         on_stop=[stop_background_work],
     )
 

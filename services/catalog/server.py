@@ -29,6 +29,13 @@ SERVICE_NAMES = tuple(
 )
 
 
+# Only sync writes synced products and reads what it stored.
+INTERNAL_CALLERS = {
+    f"/marketsync.catalog.v1.CatalogInternalService/{method}": frozenset({"sync"})
+    for method in ("WriteSyncedProducts", "GetStoredProducts")
+}
+
+
 class CatalogSettings(ServiceSettings):
     grpc_port: int = Field(default=50052, ge=0, le=65535)
     auth_address: str = Field(min_length=1)
@@ -66,6 +73,7 @@ async def main() -> None:
         service_names=SERVICE_NAMES,
         register=register,
         check_session=RemoteSessionChecker(auth_pb2_grpc.AuthInternalServiceStub(auth_channel)),
+        internal_callers=INTERNAL_CALLERS,
         on_stop=[auth_channel.close],
     )
 

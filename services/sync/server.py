@@ -40,6 +40,10 @@ SERVICE_NAMES = tuple(
     for name in ("SyncService", "SyncInternalService")
 )
 log = logging.getLogger(__name__)
+# The CronJob's scheduler asks a replica to start due syncs; nothing else calls in.
+INTERNAL_CALLERS = {
+    "/marketsync.sync.v1.SyncInternalService/StartDueSyncs": frozenset({"scheduler"})
+}
 
 
 class SyncSettings(ServiceSettings):
@@ -140,6 +144,7 @@ async def main() -> None:
         service_names=SERVICE_NAMES,
         register=register,
         check_session=RemoteSessionChecker(auth),
+        internal_callers=INTERNAL_CALLERS,
         on_stop=[stop_background_work],
     )
 

@@ -156,7 +156,7 @@ def write_synced(
     stack: Stack, org: Org, marketplace: str, *batches: list[catalog_pb2.Product]
 ) -> catalog_pb2.WriteSyncedProductsResponse:
     """What the sync service does: stream a marketplace's products in, with its credential."""
-    credential = ServiceCredential(stack.env["INTERNAL_SERVICE_KEY"], "test")
+    credential = ServiceCredential(stack.env["INTERNAL_SERVICE_KEY"], "sync")
     return asyncio.run(
         _write_synced(
             lambda: internal_channel(stack.env["CATALOG_ADDRESS"], credential),

@@ -192,11 +192,25 @@ def test_the_internal_rpc_answers_a_service_with_the_clear_credentials(
     api: Api, stack: Stack, internal_stub: auth_pb2_grpc.AuthInternalServiceStub
 ) -> None:
     _, request = _request_for(api)
-    credential = ServiceCredential(stack.env["INTERNAL_SERVICE_KEY"], "test")
+    credential = ServiceCredential(stack.env["INTERNAL_SERVICE_KEY"], "sync")
     answer = internal_stub.GetMarketplaceCredentials(
         request, metadata=[(SERVICE_METADATA_KEY, credential.token())], timeout=10
     )
     assert dict(answer.credentials) == WALMART_FIELDS
+
+
+@pytest.mark.parametrize("caller", ["catalog", "scheduler", "gateway"])
+def test_only_sync_may_read_credentials_in_clear(
+    api: Api, stack: Stack, internal_stub: auth_pb2_grpc.AuthInternalServiceStub, caller: str
+) -> None:
+    _, request = _request_for(api)
+    credential = ServiceCredential(stack.env["INTERNAL_SERVICE_KEY"], caller)
+    with pytest.raises(grpc.RpcError) as refused:
+        internal_stub.GetMarketplaceCredentials(
+            request, metadata=[(SERVICE_METADATA_KEY, credential.token())], timeout=10
+        )
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert caller in refused.value.details()
 
 
 @pytest.mark.parametrize("presented", ["user token as service credential", "bearer", "nothing"])

@@ -347,6 +347,10 @@ def test_the_service_survives_postgresql_restarting(api: Api, stack: Stack) -> N
     _restart_postgres(stack)
 
     me = api.call("GET", "/api/auth/me", token=registered["token"])
+    if me.status == 503:
+        # Under load the pool may still be reconnecting: a 503 to try again, never a 500.
+        assert me.body["message"] == "the database is unavailable; try again shortly"
+        me = api.call("GET", "/api/auth/me", token=registered["token"])
     assert me.status == 200, me.body
     assert login(api, email, password).status == 200
     saved = api.call(

@@ -65,7 +65,7 @@ def _accepts_connections(port: int) -> bool:
 
 async def _start_due_syncs(stack: Stack, addresses: list[str]) -> list[set[tuple[str, str]]]:
     """Asks every replica at once to start the due syncs; answers what each scheduled."""
-    credential = ServiceCredential(stack.env["INTERNAL_SERVICE_KEY"], "test")
+    credential = ServiceCredential(stack.env["INTERNAL_SERVICE_KEY"], "scheduler")
     channels = [internal_channel(address, credential) for address in addresses]
     try:
         answers = await asyncio.gather(
