@@ -64,6 +64,9 @@ PRICE_PREFIX = "PRICE#"
 MAX_CONFLICT_RETRIES = 10
 # With a marketplace filter most products read may be skipped, so read in full pages.
 FILTERED_QUERY_LIMIT = 100
+# A filtered page reads at most this many products; if it fills no page by then, it answers
+# the products it found with a token to go on, so no request scans a whole organization.
+MAX_SCANNED_PER_PAGE = 1000
 _LIST_QUERY = "catalog.products"
 
 Key = tuple[str, str]  # (PK, SK)
@@ -148,6 +151,7 @@ class ProductStore:
         # carries no token even where DynamoDB returns a LastEvaluatedKey after it.
         found: list[Item] = []
         listings: dict[str, tuple[Listing, ...]] = {}
+        read, last_read = 0, None
         while len(found) <= page_size:
             needed = page_size + 1 - len(found)
             query: dict[str, Any] = {
@@ -163,23 +167,28 @@ class ProductStore:
             with dynamodb_errors():
                 answer = self._client.query(**query)
             items = answer.get("Items", [])
+            read += len(items)
+            last_read = items[-1] if items else last_read
             if marketplace:
                 # Filtered here, not with a FilterExpression: listings are separate items.
                 listings |= self._listings_of(items)
                 items = [item for item in items if _listed_on(listings, item, marketplace)]
             found.extend(items[:needed])
             start_key = answer.get("LastEvaluatedKey")
-            if not start_key:
+            if not start_key or read >= MAX_SCANNED_PER_PAGE:
                 break
         page = found[:page_size]
         if not marketplace:
             listings = self._listings_of(page)
-        next_token = ""
-        if len(found) > page_size:
-            last = page[-1]
-            next_token = self._tokens.encode(
-                {"sku": last["sku"]["S"], "created_at": last["created_at"]["S"]}, binding
+        # Go on after the page's last product, or after the last one read when the scan was cut.
+        resume = page[-1] if len(found) > page_size else last_read if start_key else None
+        next_token = (
+            self._tokens.encode(
+                {"sku": resume["sku"]["S"], "created_at": resume["created_at"]["S"]}, binding
             )
+            if resume
+            else ""
+        )
         products = [_product_from_item(item, listings.get(item["PK"]["S"], ())) for item in page]
         return ProductPage(products=products, next_page_token=next_token)
 

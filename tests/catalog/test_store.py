@@ -190,6 +190,27 @@ def test_the_marketplace_filter_fills_pages_and_misses_nothing(store: ProductSto
     assert len(page_all(store, ORG, 50, "amazon")) == 180 - len(walmart)
 
 
+def test_a_sparse_filter_reads_a_bounded_number_of_products_per_page(
+    store: ProductStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("services.catalog.store.MAX_SCANNED_PER_PAGE", 40)
+    products = [mug(f"SKU-{n:03d}", marketplace="amazon") for n in range(150)]
+    products[3] = mug("SKU-003", marketplace="walmart")
+    store.batch_upsert(ORG, products)
+
+    pages, token, seen = 0, "", []
+    while True:
+        page = store.list_page(ORG, 10, token, "walmart")
+        pages += 1
+        seen.extend(p.sku for p in page.products)
+        token = page.next_page_token
+        if not token:
+            break
+    # Short (even empty) pages with a token to go on, instead of one request reading them all.
+    assert seen == ["SKU-003"]
+    assert pages > 1
+
+
 def test_page_tokens_from_elsewhere_are_refused(
     store: ProductStore, client: Any, table: str
 ) -> None:
