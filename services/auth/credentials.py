@@ -14,11 +14,11 @@ from psycopg_pool import AsyncConnectionPool
 
 from marketsync.errors import FailedPrecondition, InvalidArgument, NotFound
 from marketsync.identity import Identity
+from marketsync.marketplaces import MARKETPLACES
 from services.auth import store
 from services.auth.models import CredentialSummary
 from services.auth.vault import Sealed, Vault, VaultError
 
-MARKETPLACES = ("amazon", "walmart")
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "amazon": ("refresh_token", "lwa_app_id", "lwa_client_secret", "seller_id", "marketplace_id"),
     "walmart": ("client_id", "client_secret"),

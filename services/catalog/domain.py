@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from decimal import Context, Decimal
 
 from marketsync.errors import InvalidArgument
+from marketsync.marketplaces import MARKETPLACES
 
-MARKETPLACES = ("amazon", "walmart")
 MAX_SKU_LENGTH = 100
 MAX_INVENTORY_QUANTITY = 2**31 - 1
 MAX_BATCH_SIZE = 1000

@@ -22,10 +22,9 @@ from grpc import aio
 from marketsync.auth.v1 import auth_pb2, auth_pb2_grpc
 from marketsync.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from marketsync.errors import InvalidArgument
+from marketsync.marketplaces import MARKETPLACES
 from marketsync.sync.v1 import sync_pb2
 from services.sync.marketplaces import (
-    AMAZON,
-    WALMART,
     CatalogPage,
     Enrichment,
     MarketplaceError,
@@ -36,7 +35,6 @@ from services.sync.marketplaces import (
 
 log = logging.getLogger(__name__)
 
-MARKETPLACES = (AMAZON, WALMART)
 # How many failed SKUs a log's error names; the rest are counted and logged.
 NAMED_FAILURES = 5
 # Failed SKUs kept for the service log; beyond these they are only counted.

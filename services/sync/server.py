@@ -62,13 +62,14 @@ class SyncSettings(ServiceSettings):
 
 
 def catalogue_opener(settings: SyncSettings, pacer: Pacer) -> OpenCatalogue:
-    environment = {
-        "AMAZON_SP_API_ENDPOINT": settings.amazon_sp_api_endpoint,
-        "AMAZON_LWA_TOKEN_URL": settings.amazon_lwa_token_url,
-        "WALMART_API_BASE_URL": settings.walmart_api_base_url,
-    }
-    amazon = AmazonEndpoints.from_environment(environment)
-    walmart = WalmartEndpoints.from_environment(environment)
+    real_amazon = AmazonEndpoints()
+    amazon = AmazonEndpoints(
+        sp_api=settings.amazon_sp_api_endpoint or real_amazon.sp_api,
+        lwa_token_url=settings.amazon_lwa_token_url or real_amazon.lwa_token_url,
+    )
+    walmart = WalmartEndpoints(
+        base_url=settings.walmart_api_base_url or WalmartEndpoints().base_url
+    )
 
     def open_catalogue(
         marketplace: str,

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import TypeVar, cast
 
+from marketsync.marketplaces import AMAZON, WALMART
 from services.sync.marketplaces.amazon import AmazonCatalog
 from services.sync.marketplaces.pacing import (
     AMAZON_RATES,
@@ -22,8 +23,6 @@ from services.sync.marketplaces.pacing import (
     Rate,
 )
 from services.sync.marketplaces.records import (
-    AMAZON,
-    WALMART,
     AmazonEndpoints,
     CatalogPage,
     Enrichment,

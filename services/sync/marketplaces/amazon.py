@@ -34,6 +34,7 @@ from sp_api.auth.exceptions import AuthorizationError
 from sp_api.base import ApiResponse, SellingApiException
 from sp_api.base.credential_provider import FromCodeCredentialProvider
 
+from marketsync.marketplaces import AMAZON
 from services.sync.marketplaces.pacing import (
     Backoff,
     Caller,
@@ -43,7 +44,6 @@ from services.sync.marketplaces.pacing import (
     Transient,
 )
 from services.sync.marketplaces.records import (
-    AMAZON,
     MAX_QUANTITY,
     AmazonEndpoints,
     CatalogPage,

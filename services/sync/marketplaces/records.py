@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-AMAZON = "amazon"
-WALMART = "walmart"
 # The catalog stores inventory as an int32 and prices to the cent.
 MAX_QUANTITY = 2**31 - 1
 CENT = Decimal("0.01")
@@ -128,21 +125,9 @@ class AmazonEndpoints:
     sp_api: str = "https://sellingpartnerapi-na.amazon.com"
     lwa_token_url: str = "https://api.amazon.com/auth/o2/token"  # noqa: S105 - a URL
 
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> AmazonEndpoints:
-        defaults = cls()
-        return cls(
-            sp_api=environ.get("AMAZON_SP_API_ENDPOINT") or defaults.sp_api,
-            lwa_token_url=environ.get("AMAZON_LWA_TOKEN_URL") or defaults.lwa_token_url,
-        )
-
 
 @dataclass(frozen=True)
 class WalmartEndpoints:
     """Where the Walmart Marketplace API lives (`/v3/...` below it): an operator setting."""
 
     base_url: str = "https://marketplace.walmartapis.com"
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> WalmartEndpoints:
-        return cls(base_url=environ.get("WALMART_API_BASE_URL") or cls().base_url)

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from marketsync.marketplaces import WALMART
 from services.sync.marketplaces.pacing import (
     Backoff,
     Caller,
@@ -27,7 +28,6 @@ from services.sync.marketplaces.pacing import (
 )
 from services.sync.marketplaces.records import (
     MAX_QUANTITY,
-    WALMART,
     CatalogPage,
     MarketplaceError,
     MarketplaceProduct,
