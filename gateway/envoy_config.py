@@ -148,6 +148,7 @@ def _access_log() -> dict[str, Any]:
                     "grpc_status": "%GRPC_STATUS%",
                     "duration_ms": "%DURATION%",
                     "upstream": "%UPSTREAM_CLUSTER%",
+                    "request_id": "%REQ(X-REQUEST-ID)%",
                 }
             },
         },

@@ -93,8 +93,11 @@ class AccessInterceptor(aio.ServerInterceptor):
     @asynccontextmanager
     async def _guard(self, method: str, context: aio.ServicerContext) -> AsyncIterator[None]:
         reset = None
+        metadata = dict(context.invocation_metadata() or ())
+        # Envoy's request id ties a service's log lines to the gateway's access log line.
+        where = {"method": method, "request_id": str(metadata.get("x-request-id", ""))}
         try:
-            identity = await self._authenticate(method, dict(context.invocation_metadata() or ()))
+            identity = await self._authenticate(method, metadata)
             if identity is not None:
                 reset = bind_identity(identity)
             yield
@@ -103,14 +106,14 @@ class AccessInterceptor(aio.ServerInterceptor):
         except aio.AbortError:
             raise
         except aio.AioRpcError as exc:
-            await context.abort(*_downstream_status(method, exc))
+            await context.abort(*_downstream_status(where, exc))
         except self._store_unavailable as exc:
-            log.warning("store unavailable", extra={"method": method, "detail": str(exc)})
+            log.warning("store unavailable", extra={**where, "detail": str(exc)})
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE, "the database is unavailable; try again shortly"
             )
         except Exception:
-            log.exception("unhandled error", extra={"method": method})
+            log.exception("unhandled error", extra=where)
             await context.abort(grpc.StatusCode.INTERNAL, "internal error; it has been logged")
         finally:
             if reset is not None:
@@ -134,12 +137,12 @@ class AccessInterceptor(aio.ServerInterceptor):
         return await self._check_session(verify_user_token(self._jwt_secret, token.strip()))
 
 
-def _downstream_status(method: str, exc: aio.AioRpcError) -> tuple[grpc.StatusCode, str]:
+def _downstream_status(where: dict[str, str], exc: aio.AioRpcError) -> tuple[grpc.StatusCode, str]:
     if exc.code() in PASSTHROUGH_CODES:
         return exc.code(), exc.details() or ""
     log.warning(
         "downstream call failed",
-        extra={"method": method, "code": exc.code().name, "detail": exc.details()},
+        extra={**where, "code": exc.code().name, "detail": exc.details()},
     )
     return grpc.StatusCode.UNAVAILABLE, "a backing service is unavailable; try again shortly"
 
