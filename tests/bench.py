@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import psutil
 from grpc import aio
 
@@ -104,12 +105,29 @@ def bench_latency(stack: Stack, client: httpx.Client, token: str) -> dict[str, f
     return {
         "rest_p50_ms": statistics.median(rest) * 1000,
         "grpc_p50_ms": statistics.median(grpc_samples) * 1000,
+        "dynamodb_query_p50_ms": _raw_read_p50(stack, token) * 1000,
     }
 
 
+def _raw_read_p50(stack: Stack, token: str) -> float:
+    """The same read GetProduct makes, straight to the DynamoDB server: the floor under it."""
+    client = make_dynamodb_client("us-east-1", stack.env["DYNAMODB_ENDPOINT_URL"])
+    organization = jwt.decode(token, options={"verify_signature": False})["org"]
+    pk = f"ORG#{organization}#PRODUCT#BENCH-000001"
+    samples = []
+    for _ in range(LATENCY_CALLS):
+        started = time.perf_counter()
+        client.query(
+            TableName=stack.env["PRODUCTS_TABLE_NAME"],
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues={":pk": {"S": pk}},
+            ConsistentRead=True,
+        )
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
 def bench_store_overhead(stack: Stack) -> dict[str, float]:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        os.environ.setdefault(name, stack.env[name])
     client = make_dynamodb_client("us-east-1", stack.env["DYNAMODB_ENDPOINT_URL"])
     ours, raw = f"bench-ours-{uuid.uuid4().hex[:6]}", f"bench-raw-{uuid.uuid4().hex[:6]}"
     ensure_table(client, ours)
@@ -181,6 +199,9 @@ def main() -> None:
             {"GATEWAY_PORT": str(free_port()), "SYNC_SCHEDULE_INTERVAL_SECONDS": "0"},
             log_sink=quiet,
         )
+        # This process talks to the embedded DynamoDB server too, with the stack's credentials.
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            os.environ.setdefault(name, stack.env[name])
         try:
             with httpx.Client(base_url=stack.gateway_url, timeout=120) as client:
                 token = register(client)
@@ -194,6 +215,8 @@ def main() -> None:
         "unchanged / first upsert speed": figures["unchanged_upsert_items_per_s"]
         / figures["first_upsert_items_per_s"],
         "REST via Envoy / direct gRPC p50": figures["rest_p50_ms"] / figures["grpc_p50_ms"],
+        "direct gRPC / its DynamoDB read p50": figures["grpc_p50_ms"]
+        / figures["dynamodb_query_p50_ms"],
         "store / raw BatchWriteItem speed": figures["store_items_per_s"]
         / figures["raw_batch_write_items_per_s"],
         "sync RSS growth 2500 / 500": figures["sync_2500_rss_growth_mb"]
