@@ -275,35 +275,37 @@ def main() -> None:
     data_dir = Path(os.environ.get("DATA_DIR", REPO / ".data"))
     # Until the stack is up, Ctrl-C interrupts the start itself, which stops what had started.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    stack: Stack | None = None
     try:
         stack = start_stack(data_dir)
+        stopping = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stopping.set())
+        _serve_until_stopped(stack, stopping)
     except KeyboardInterrupt:
-        log.info("interrupted while starting; everything started is stopped")
-        return
-    stopping = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopping.set())
-    try:
-        summary = {
-            "gateway": stack.gateway_url,
-            "postgres": "embedded" if stack.postgres else "from CRED_DATABASE_URL",
-            "dynamodb": stack.env["DYNAMODB_ENDPOINT_URL"],
-        }
-        log.info("Marketplace Sync is up: %s", json.dumps(summary))
-        log.info("try: curl -s %s/healthz   (Ctrl-C stops everything)", stack.gateway_url)
-        while not stopping.wait(1):
-            for child in stack.children:
-                if child.process.poll() is not None:
-                    log.error(
-                        "%s exited with %s; stopping the stack",
-                        child.name,
-                        child.process.returncode,
-                    )
-                    stopping.set()
+        log.info("interrupted while starting")
     finally:
-        log.info("stopping")
-        stack.stop()
+        if stack is not None:
+            log.info("stopping")
+            stack.stop()
         log.info("stopped")
+
+
+def _serve_until_stopped(stack: Stack, stopping: threading.Event) -> None:
+    summary = {
+        "gateway": stack.gateway_url,
+        "postgres": "embedded" if stack.postgres else "from CRED_DATABASE_URL",
+        "dynamodb": stack.env["DYNAMODB_ENDPOINT_URL"],
+    }
+    log.info("Marketplace Sync is up: %s", json.dumps(summary))
+    log.info("try: curl -s %s/healthz   (Ctrl-C stops everything)", stack.gateway_url)
+    while not stopping.wait(1):
+        for child in stack.children:
+            if child.process.poll() is not None:
+                log.error(
+                    "%s exited with %s; stopping the stack", child.name, child.process.returncode
+                )
+                stopping.set()
 
 
 if __name__ == "__main__":

@@ -72,12 +72,13 @@ def verify_user_token(secret: str, token: str) -> Identity:
             role=str(claims["role"]),
             session_id=int(claims["sid"]),
         )
+        issued_at = float(claims["iat"])
     except jwt.ExpiredSignatureError as exc:
         raise Unauthenticated("the token has expired; log in again") from exc
     except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
         raise Unauthenticated("the token is not valid; log in again") from exc
     ids = (identity.user_id, identity.organization_id, identity.session_id)
-    issued_in_future = claims["iat"] > utcnow().timestamp() + CLOCK_SKEW_SECONDS
+    issued_in_future = issued_at > utcnow().timestamp() + CLOCK_SKEW_SECONDS
     if identity.role not in ROLES or issued_in_future or not all(0 < i < 2**63 for i in ids):
         raise Unauthenticated("the token is not valid; log in again")
     return identity

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import os
 import secrets
 
 import bcrypt
@@ -25,17 +26,21 @@ class PasswordHasher:
     def __init__(self, rounds: int = DEFAULT_ROUNDS) -> None:
         self._rounds = rounds
         self._dummy_hash = self._hash_now(secrets.token_urlsafe(16))
+        # bcrypt is CPU-bound: more hashes at once than cores only make every login slower.
+        self._cpu = asyncio.Semaphore(os.cpu_count() or 1)
 
     def _hash_now(self, password: str) -> str:
         return bcrypt.hashpw(_prehash(password), bcrypt.gensalt(self._rounds)).decode("ascii")
 
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hash_now, password)
+        async with self._cpu:
+            return await asyncio.to_thread(self._hash_now, password)
 
     async def verify(self, password: str, password_hash: str | None) -> bool:
         """True if the password matches; None (no such user) costs the same and is False."""
         candidate = self._dummy_hash if password_hash is None else password_hash
-        matches = await asyncio.to_thread(
-            bcrypt.checkpw, _prehash(password), candidate.encode("ascii")
-        )
+        async with self._cpu:
+            matches = await asyncio.to_thread(
+                bcrypt.checkpw, _prehash(password), candidate.encode("ascii")
+            )
         return matches and password_hash is not None

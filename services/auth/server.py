@@ -7,7 +7,6 @@ serves. Run: python -m services.auth.server
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
@@ -105,8 +104,7 @@ async def main() -> None:
 
     async def stop_background_work() -> None:
         housekeeping.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await housekeeping
+        await asyncio.gather(housekeeping, return_exceptions=True)
         await pool.close()
 
     def register(server: aio.Server) -> None:

@@ -180,6 +180,9 @@ def validate_sku(sku: str) -> None:
         raise InvalidArgument(f"sku must be 1 to {MAX_SKU_LENGTH} characters long")
     if "#" in sku:
         raise InvalidArgument("sku must not contain '#'")
+    if sku in (".", ".."):
+        # Envoy normalizes /api/products/.. away: such a product could never be read or deleted.
+        raise InvalidArgument("sku must not be '.' or '..'")
 
 
 def validate_marketplace(marketplace: str) -> None:

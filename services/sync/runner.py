@@ -63,7 +63,7 @@ class Progress:
     def add_failures(self, failures: Iterable[tuple[str, str]], count: int | None = None) -> None:
         """Record failures; `count` when there were more than the ones named."""
         named = list(failures)
-        self.failed += len(named) if count is None else count
+        self.failed += max(count or 0, len(named))
         self.failures.extend(named[: KEPT_FAILURES - len(self.failures)])
 
     def counts(self) -> sync_pb2.SyncCounts:
@@ -232,7 +232,6 @@ class SyncRunner:
             if lease_lost.is_set():
                 # Auth already failed this log and may have started another sync: stop quietly.
                 log.warning("sync abandoned: its lease was lost", extra={"sync_id": sync_id})
-                heartbeat.cancel()
                 return
             error = "the sync was interrupted because the sync service stopped; start it again"
             raise
@@ -241,10 +240,11 @@ class SyncRunner:
             error = "the sync stopped on an internal error; start it again"
         finally:
             heartbeat.cancel()
-            # Shielded: a sync cancelled by shutdown still records why it ended.
-            await asyncio.shield(
-                self._finish(organization_id, marketplace, sync_id, status, error, progress)
-            )
+            if not lease_lost.is_set():
+                # Shielded: a sync cancelled by shutdown still records why it ended.
+                await asyncio.shield(
+                    self._finish(organization_id, marketplace, sync_id, status, error, progress)
+                )
             log.info(
                 "sync finished",
                 extra={"sync_id": sync_id, "status": status, "fetched": progress.fetched,
