@@ -171,8 +171,11 @@ class SyncRunner:
 
     async def start_due(self, interval_seconds: int, jitter_seconds: int) -> list[sync_pb2.DueSync]:
         """Schedule every due sync after a random delay within the jitter window."""
+        # Waits for auth to come up: in the local stack the scheduler's first pass starts with it.
         answer = await self._auth.ListDueSyncs(
-            auth_pb2.ListDueSyncsRequest(interval_seconds=interval_seconds), timeout=30
+            auth_pb2.ListDueSyncsRequest(interval_seconds=interval_seconds),
+            timeout=30,
+            wait_for_ready=True,
         )
         for due in answer.due:
             delay = random.uniform(0, jitter_seconds)  # noqa: S311 - spreading load, not secrecy
