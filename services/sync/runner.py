@@ -205,7 +205,8 @@ class SyncRunner:
         task.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
-        """Cancel running syncs; their logs stop heart-beating and auth fails them by lease."""
+        """Cancel running syncs; each records that it was interrupted (or, failing that, auth
+        fails it once its lease runs out)."""
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
