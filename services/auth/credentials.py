@@ -127,18 +127,7 @@ class Credentials:
             row = await store.get_credentials(
                 conn, organization_id=organization_id, marketplace=marketplace
             )
-        if row is None:
-            raise FailedPrecondition(
-                f"marketplace: no {marketplace} credentials are saved; an admin can save them "
-                f"with PUT /api/credentials/{marketplace}"
-            )
-        _, is_active, _, sealed = row
-        if not is_active:
-            raise FailedPrecondition(
-                f"marketplace: the {marketplace} credentials are inactive; an admin can save "
-                f"them again with PUT /api/credentials/{marketplace}"
-            )
-        return self._open(organization_id, marketplace, sealed)
+        return self._open(organization_id, marketplace, usable(marketplace, row))
 
     def _open(self, organization_id: int, marketplace: str, sealed: Sealed) -> dict[str, str]:
         try:
@@ -149,6 +138,22 @@ class Credentials:
                 f"configured keys; an admin must save them again"
             ) from exc
         return json.loads(plaintext)
+
+
+def usable(marketplace: str, row: store.StoredCredentials | None) -> Sealed:
+    """The saved credentials a sync can use; FailedPrecondition (400) saying what to do."""
+    if row is None:
+        raise FailedPrecondition(
+            f"marketplace: no {marketplace} credentials are saved; an admin can save them "
+            f"with PUT /api/credentials/{marketplace}"
+        )
+    _, is_active, _, sealed = row
+    if not is_active:
+        raise FailedPrecondition(
+            f"marketplace: the {marketplace} credentials are inactive; an admin can save "
+            f"them again with PUT /api/credentials/{marketplace}"
+        )
+    return sealed
 
 
 def _masked(fields: Mapping[str, str]) -> dict[str, str]:

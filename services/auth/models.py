@@ -98,12 +98,24 @@ class SyncLog:
     items_unchanged: int
     items_failed: int
     error: str | None
-    started_at: datetime
+    queued_at: datetime
+    # Of the latest run; None until the first run starts.
+    started_at: datetime | None
     finished_at: datetime | None
     duration_ms: int | None
     heartbeat_at: datetime
     trigger: str
     started_by: int | None
+    # Runs started so far: 0 while the first is still queued.
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedSync:
+    """A sync a replica now runs: `claim` is its lease, presented with heartbeats and outcome."""
+
+    log: SyncLog
+    claim: str
 
 
 @dataclass(frozen=True, slots=True)

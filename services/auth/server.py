@@ -25,7 +25,7 @@ from services.auth.migrations import migrate
 from services.auth.organizations import Organizations
 from services.auth.passwords import PasswordHasher
 from services.auth.servicer import AuthInternalServicer, AuthServicer, CredentialsServicer
-from services.auth.sync_logs import SyncLogs
+from services.auth.sync_logs import QueuePolicy, SyncLogs
 from services.auth.vault import Vault
 
 SERVICE_NAMES = tuple(
@@ -33,18 +33,20 @@ SERVICE_NAMES = tuple(
     for name in ("AuthService", "CredentialsService", "AuthInternalService")
 )
 # Which service may call each internal RPC: catalog and sync check sessions; only sync reads
-# credentials and keeps sync logs.
+# credentials and runs syncs; the scheduler (and sync's own, when it runs one) queues due syncs.
 INTERNAL_CALLERS = {
     f"/marketsync.auth.v1.AuthInternalService/{method}": frozenset(callers)
     for method, callers in {
         "CheckSession": ("catalog", "sync"),
         "GetMarketplaceCredentials": ("sync",),
-        "StartSyncLog": ("sync",),
+        "EnqueueSync": ("sync",),
+        "EnqueueDueSyncs": ("scheduler", "sync"),
+        "ClaimSyncs": ("sync",),
         "HeartbeatSyncLog": ("sync",),
         "FinishSyncLog": ("sync",),
+        "ReleaseSyncLog": ("sync",),
         "GetSyncLog": ("sync",),
         "ListSyncLogs": ("sync",),
-        "ListDueSyncs": ("sync",),
     }.items()
 }
 OPEN_METHODS = frozenset(
@@ -60,8 +62,12 @@ class AuthSettings(ServiceSettings):
     database_prepared_statements: bool = True
     database_pool_size: int = Field(default=10, ge=1)
     bcrypt_rounds: int = Field(default=12, ge=4, le=16)
-    # A running sync whose heartbeat is older than this is taken for dead.
-    sync_lease_seconds: int = Field(default=120, ge=10)
+    # A running sync whose heartbeat is older than this is taken for dead and queued again.
+    sync_lease_seconds: int = Field(default=120, ge=5)
+    # Runs of one sync at most (a failure that may pass, or a replica that died, retries it).
+    sync_max_attempts: int = Field(default=3, ge=1)
+    # Attempt n waits this times 2**(n-1) before the next.
+    sync_retry_backoff_seconds: float = Field(default=30.0, ge=0)
 
 
 HOUSEKEEPING_INTERVAL_SECONDS = 60
@@ -69,11 +75,11 @@ log = logging.getLogger(__name__)
 
 
 async def keep_house(accounts: Accounts, sync_logs: SyncLogs) -> None:
-    """Every minute: fail syncs whose worker died, delete long-ended sessions and stale login
-    counters. Idempotent, so replicas may overlap."""
+    """Every minute: queue again syncs whose replica died, delete long-ended sessions and stale
+    login counters. Idempotent, so replicas may overlap."""
     while True:
         try:
-            dead = await sync_logs.fail_dead()
+            dead = await sync_logs.requeue_expired()
             sessions, counters = await accounts.purge_ended()
             if dead or sessions or counters:
                 log.info(
@@ -99,7 +105,14 @@ async def main() -> None:
     )
     organizations = Organizations(pool)
     credentials = Credentials(pool, Vault.from_setting(settings.credentials_encryption_key))
-    sync_logs = SyncLogs(pool, lease=timedelta(seconds=settings.sync_lease_seconds))
+    sync_logs = SyncLogs(
+        pool,
+        QueuePolicy(
+            lease=timedelta(seconds=settings.sync_lease_seconds),
+            max_attempts=settings.sync_max_attempts,
+            retry_backoff=timedelta(seconds=settings.sync_retry_backoff_seconds),
+        ),
+    )
     housekeeping = asyncio.create_task(keep_house(accounts, sync_logs))
 
     async def stop_background_work() -> None:

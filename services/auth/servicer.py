@@ -51,10 +51,12 @@ def sync_log_message(log: SyncLog) -> sync_pb2.SyncLog:
         items_written=log.items_written,
         items_unchanged=log.items_unchanged,
         items_failed=log.items_failed,
+        queued_at=to_timestamp(log.queued_at),
         started_at=to_timestamp(log.started_at),
         finished_at=to_timestamp(log.finished_at),
         duration_ms=log.duration_ms or 0,
         error=log.error or "",
+        attempt=log.attempt,
     )
 
 
@@ -244,21 +246,45 @@ class AuthInternalServicer(auth_pb2_grpc.AuthInternalServiceServicer):
         )
         return auth_pb2.GetMarketplaceCredentialsResponse(credentials=fields)
 
-    async def StartSyncLog(
-        self, request: auth_pb2.StartSyncLogRequest, context: aio.ServicerContext
+    async def EnqueueSync(
+        self, request: auth_pb2.EnqueueSyncRequest, context: aio.ServicerContext
     ) -> sync_pb2.SyncLog:
-        log = await self._sync_logs.start(
+        log = await self._sync_logs.enqueue(
             organization_id=request.organization_id,
             marketplace=request.marketplace,
             trigger=request.trigger,
             started_by=request.started_by_user_id or None,
-            not_started_within=(
-                timedelta(seconds=request.not_started_within_seconds)
-                if request.not_started_within_seconds
-                else None
-            ),
         )
         return sync_log_message(log)
+
+    async def EnqueueDueSyncs(
+        self, request: auth_pb2.EnqueueDueSyncsRequest, context: aio.ServicerContext
+    ) -> auth_pb2.EnqueueDueSyncsResponse:
+        queued = await self._sync_logs.enqueue_due(
+            interval=timedelta(seconds=request.interval_seconds),
+            jitter=timedelta(seconds=request.jitter_seconds),
+        )
+        return auth_pb2.EnqueueDueSyncsResponse(
+            queued=[
+                sync_pb2.DueSync(organization_id=d.organization_id, marketplace=d.marketplace)
+                for d in queued
+            ]
+        )
+
+    async def ClaimSyncs(
+        self, request: auth_pb2.ClaimSyncsRequest, context: aio.ServicerContext
+    ) -> auth_pb2.ClaimSyncsResponse:
+        claimed = await self._sync_logs.claim(replica=request.replica, max_syncs=request.max_syncs)
+        return auth_pb2.ClaimSyncsResponse(
+            claimed=[
+                auth_pb2.ClaimedSync(
+                    organization_id=c.log.organization_id,
+                    log=sync_log_message(c.log),
+                    claim=c.claim,
+                )
+                for c in claimed
+            ]
+        )
 
     async def HeartbeatSyncLog(
         self, request: auth_pb2.HeartbeatSyncLogRequest, context: aio.ServicerContext
@@ -266,6 +292,7 @@ class AuthInternalServicer(auth_pb2_grpc.AuthInternalServiceServicer):
         await self._sync_logs.heartbeat(
             organization_id=request.organization_id,
             sync_id=request.sync_id,
+            claim=request.claim,
             counts=_counts(request.counts),
         )
         return auth_pb2.HeartbeatSyncLogResponse()
@@ -276,11 +303,24 @@ class AuthInternalServicer(auth_pb2_grpc.AuthInternalServiceServicer):
         log = await self._sync_logs.finish(
             organization_id=request.organization_id,
             sync_id=request.sync_id,
+            claim=request.claim,
             status=request.status,
             counts=_counts(request.counts),
             error=request.error or None,
+            retry=request.retry,
         )
         return sync_log_message(log)
+
+    async def ReleaseSyncLog(
+        self, request: auth_pb2.ReleaseSyncLogRequest, context: aio.ServicerContext
+    ) -> auth_pb2.ReleaseSyncLogResponse:
+        await self._sync_logs.release(
+            organization_id=request.organization_id,
+            sync_id=request.sync_id,
+            claim=request.claim,
+            counts=_counts(request.counts),
+        )
+        return auth_pb2.ReleaseSyncLogResponse()
 
     async def GetSyncLog(
         self, request: auth_pb2.GetSyncLogRequest, context: aio.ServicerContext
@@ -301,17 +341,4 @@ class AuthInternalServicer(auth_pb2_grpc.AuthInternalServiceServicer):
         return auth_pb2.ListSyncLogsResponse(
             logs=[sync_log_message(log) for log in page.logs],
             next_before_sync_id=page.next_before_id or 0,
-        )
-
-    async def ListDueSyncs(
-        self, request: auth_pb2.ListDueSyncsRequest, context: aio.ServicerContext
-    ) -> auth_pb2.ListDueSyncsResponse:
-        due = await self._sync_logs.organizations_due_for_sync(
-            timedelta(seconds=request.interval_seconds)
-        )
-        return auth_pb2.ListDueSyncsResponse(
-            due=[
-                sync_pb2.DueSync(organization_id=d.organization_id, marketplace=d.marketplace)
-                for d in due
-            ]
         )

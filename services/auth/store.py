@@ -329,32 +329,25 @@ _SYNC_COLUMNS = sql.SQL(", ").join(
     sql.Identifier(field.name) for field in dataclasses.fields(SyncLog)
 )
 _DURATION_MS = sql.SQL("(floor(extract(epoch FROM now() - started_at) * 1000))::bigint")
+_ACTIVE = sql.SQL("status IN ('queued', 'running')")
+# Attempt n waits backoff * 2**(n-1) before it may run again.
+_BACKOFF_UNTIL = sql.SQL("now() + %(backoff)s * power(2, greatest(attempt, 1) - 1)")
+# A run that ends: failed for good once it has had its attempts, otherwise back to the queue.
+_END_OR_REQUEUE = sql.SQL(
+    "status = CASE WHEN attempt >= %(max_attempts)s THEN 'failed' ELSE 'queued' END,"
+    " finished_at = CASE WHEN attempt >= %(max_attempts)s THEN now() END,"
+    " duration_ms = CASE WHEN attempt >= %(max_attempts)s THEN {duration} END,"
+    " run_after = {backoff}, claim = NULL, replica = NULL, heartbeat_at = now()"
+).format(duration=_DURATION_MS, backoff=_BACKOFF_UNTIL)
 
 
-async def fail_dead_sync(
-    conn: Conn, *, organization_id: int, marketplace: str, lease: timedelta, error: str
-) -> None:
-    """Mark failed the running sync whose last heartbeat is older than the lease."""
-    await conn.execute(
-        sql.SQL(
-            "UPDATE sync_logs SET status = 'failed', error = %s, finished_at = now(),"
-            " duration_ms = {} WHERE organization_id = %s AND marketplace = %s"
-            " AND status = 'running' AND heartbeat_at < now() - %s"
-        ).format(_DURATION_MS),
-        (error, organization_id, marketplace, lease),
-    )
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int
+    backoff: timedelta
 
-
-async def fail_dead_syncs(conn: Conn, *, lease: timedelta, error: str) -> int:
-    """Mark failed every running sync whose last heartbeat is older than the lease."""
-    cursor = await conn.execute(
-        sql.SQL(
-            "UPDATE sync_logs SET status = 'failed', error = %s, finished_at = now(),"
-            " duration_ms = {} WHERE status = 'running' AND heartbeat_at < now() - %s"
-        ).format(_DURATION_MS),
-        (error, lease),
-    )
-    return cursor.rowcount
+    def params(self) -> dict[str, object]:
+        return {"max_attempts": self.max_attempts, "backoff": self.backoff}
 
 
 async def lock_sync_slot(conn: Conn, *, organization_id: int, marketplace: str) -> None:
@@ -365,51 +358,109 @@ async def lock_sync_slot(conn: Conn, *, organization_id: int, marketplace: str) 
     )
 
 
-async def started_within(
-    conn: Conn, *, organization_id: int, marketplace: str, within: timedelta
-) -> bool:
-    cursor = await conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM sync_logs WHERE organization_id = %s AND marketplace = %s"
-        " AND started_at > now() - %s)",
-        (organization_id, marketplace, within),
-    )
-    row = await cursor.fetchone()
-    return bool(row and row[0])
-
-
-async def insert_running_sync(
+async def insert_queued_sync(
     conn: Conn, *, organization_id: int, marketplace: str, trigger: str, started_by: int | None
 ) -> SyncLog | None:
-    """The new running log, or None when one is already running."""
+    """The new queued log, or None when one is already queued or running."""
     cursor = conn.cursor(row_factory=class_row(SyncLog))
     await cursor.execute(
         sql.SQL(
             "INSERT INTO sync_logs (organization_id, marketplace, trigger, started_by)"
             " VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT (organization_id, marketplace) WHERE status = 'running' DO NOTHING"
-            " RETURNING {}"
-        ).format(_SYNC_COLUMNS),
+            " ON CONFLICT (organization_id, marketplace) WHERE {active} DO NOTHING"
+            " RETURNING {columns}"
+        ).format(active=_ACTIVE, columns=_SYNC_COLUMNS),
         (organization_id, marketplace, trigger, started_by),
     )
     return await cursor.fetchone()
 
 
-async def heartbeat_sync(
-    conn: Conn, *, organization_id: int, sync_id: int, counts: SyncCounts
-) -> bool:
-    """False when no running sync has that id in the organization."""
+async def enqueue_due_syncs(conn: Conn, *, interval: timedelta, jitter: timedelta) -> list[DueSync]:
+    """Queue a scheduled sync of every active credential whose organization and marketplace has
+    none queued or running and none queued within the interval; each may run after a random
+    delay within the jitter, so organizations do not all reach a marketplace at once."""
+    cursor = conn.cursor(row_factory=class_row(DueSync))
+    await cursor.execute(
+        sql.SQL(
+            "INSERT INTO sync_logs (organization_id, marketplace, trigger, run_after)"
+            " SELECT c.organization_id, c.marketplace, 'scheduled',"
+            "   now() + random() * %(jitter)s"
+            " FROM api_credentials c WHERE c.is_active AND NOT EXISTS ("
+            "   SELECT 1 FROM sync_logs s WHERE s.organization_id = c.organization_id"
+            "   AND s.marketplace = c.marketplace"
+            "   AND (s.queued_at > now() - %(interval)s OR s.{active}))"
+            " ORDER BY c.organization_id, c.marketplace"
+            " ON CONFLICT (organization_id, marketplace) WHERE {active} DO NOTHING"
+            " RETURNING organization_id, marketplace"
+        ).format(active=_ACTIVE),
+        {"interval": interval, "jitter": jitter},
+    )
+    return await cursor.fetchall()
+
+
+async def requeue_expired(conn: Conn, *, lease: timedelta, policy: RetryPolicy, error: str) -> int:
+    """Runs whose lease ran out (their replica died): back to the queue, or failed for good
+    after their last attempt. Answers how many."""
     cursor = await conn.execute(
-        "UPDATE sync_logs SET heartbeat_at = now(), items_fetched = %s, items_written = %s,"
-        " items_unchanged = %s, items_failed = %s"
-        " WHERE id = %s AND organization_id = %s AND status = 'running'",
-        (
-            counts.items_fetched,
-            counts.items_written,
-            counts.items_unchanged,
-            counts.items_failed,
-            sync_id,
-            organization_id,
+        sql.SQL(
+            "UPDATE sync_logs SET {}, error = %(error)s"
+            " WHERE status = 'running' AND heartbeat_at < now() - %(lease)s"
+        ).format(_END_OR_REQUEUE),
+        {**policy.params(), "lease": lease, "error": error},
+    )
+    return cursor.rowcount
+
+
+async def claim_syncs(conn: Conn, *, replica: str, limit: int) -> list[tuple[SyncLog, str]]:
+    """Up to `limit` queued logs that may run now, oldest first, made running under a new claim.
+
+    SKIP LOCKED: replicas claiming at once each get other logs, without waiting on each other.
+    """
+    cursor = await conn.execute(
+        sql.SQL(
+            "UPDATE sync_logs SET status = 'running', attempt = attempt + 1,"
+            " claim = gen_random_uuid(), replica = %s, started_at = now(), heartbeat_at = now()"
+            " WHERE id IN (SELECT id FROM sync_logs WHERE status = 'queued' AND run_after <= now()"
+            "   ORDER BY run_after, id LIMIT %s FOR UPDATE SKIP LOCKED)"
+            " RETURNING claim::text, {}"
+        ).format(_SYNC_COLUMNS),
+        (replica, limit),
+    )
+    claimed = [(SyncLog(*row[1:]), str(row[0])) for row in await cursor.fetchall()]
+    return sorted(claimed, key=lambda pair: pair[0].id)
+
+
+_CLAIMED = sql.SQL(
+    "id = %(sync_id)s AND organization_id = %(organization_id)s AND claim = %(claim)s"
+)
+
+
+def _claimed_params(
+    organization_id: int, sync_id: int, claim: str, counts: SyncCounts
+) -> dict[str, object]:
+    return {
+        "organization_id": organization_id,
+        "sync_id": sync_id,
+        "claim": claim,
+        **dataclasses.asdict(counts),
+    }
+
+
+_SET_COUNTS = sql.SQL(
+    "items_fetched = %(items_fetched)s, items_written = %(items_written)s,"
+    " items_unchanged = %(items_unchanged)s, items_failed = %(items_failed)s"
+)
+
+
+async def heartbeat_sync(
+    conn: Conn, *, organization_id: int, sync_id: int, claim: str, counts: SyncCounts
+) -> bool:
+    """False when the claim no longer holds (the run ended, or its lease ran out)."""
+    cursor = await conn.execute(
+        sql.SQL("UPDATE sync_logs SET heartbeat_at = now(), {counts} WHERE {claimed}").format(
+            counts=_SET_COUNTS, claimed=_CLAIMED
         ),
+        _claimed_params(organization_id, sync_id, claim, counts),
     )
     return cursor.rowcount == 1
 
@@ -419,31 +470,71 @@ async def finish_sync(
     *,
     organization_id: int,
     sync_id: int,
+    claim: str,
     status: str,
     counts: SyncCounts,
     error: str | None,
 ) -> SyncLog | None:
-    """The finished log, or None when no running sync has that id in the organization."""
+    """The ended log, or None when the claim no longer holds."""
     cursor = conn.cursor(row_factory=class_row(SyncLog))
     await cursor.execute(
         sql.SQL(
-            "UPDATE sync_logs SET status = %s, items_fetched = %s, items_written = %s,"
-            " items_unchanged = %s, items_failed = %s, error = %s, finished_at = now(),"
-            " heartbeat_at = now(), duration_ms = {}"
-            " WHERE id = %s AND organization_id = %s AND status = 'running' RETURNING {}"
-        ).format(_DURATION_MS, _SYNC_COLUMNS),
-        (
-            status,
-            counts.items_fetched,
-            counts.items_written,
-            counts.items_unchanged,
-            counts.items_failed,
-            error,
-            sync_id,
-            organization_id,
+            "UPDATE sync_logs SET status = %(status)s, {counts}, error = %(error)s,"
+            " finished_at = now(), heartbeat_at = now(), duration_ms = {duration},"
+            " claim = NULL WHERE {claimed} RETURNING {columns}"
+        ).format(
+            counts=_SET_COUNTS, duration=_DURATION_MS, claimed=_CLAIMED, columns=_SYNC_COLUMNS
         ),
+        {
+            **_claimed_params(organization_id, sync_id, claim, counts),
+            "status": status,
+            "error": error,
+        },
     )
     return await cursor.fetchone()
+
+
+async def retry_sync(
+    conn: Conn,
+    *,
+    organization_id: int,
+    sync_id: int,
+    claim: str,
+    counts: SyncCounts,
+    error: str,
+    policy: RetryPolicy,
+) -> SyncLog | None:
+    """A run that failed in a way that may pass: queued again after a backoff, or failed for
+    good after its last attempt. None when the claim no longer holds."""
+    cursor = conn.cursor(row_factory=class_row(SyncLog))
+    await cursor.execute(
+        sql.SQL(
+            "UPDATE sync_logs SET {end}, {counts}, error = %(error)s"
+            " WHERE {claimed} RETURNING {columns}"
+        ).format(end=_END_OR_REQUEUE, counts=_SET_COUNTS, claimed=_CLAIMED, columns=_SYNC_COLUMNS),
+        {
+            **_claimed_params(organization_id, sync_id, claim, counts),
+            **policy.params(),
+            "error": error,
+        },
+    )
+    return await cursor.fetchone()
+
+
+async def release_sync(
+    conn: Conn, *, organization_id: int, sync_id: int, claim: str, counts: SyncCounts
+) -> bool:
+    """Hand a run back to the queue at once (its replica is stopping); the run does not count
+    as an attempt. False when the claim no longer holds."""
+    cursor = await conn.execute(
+        sql.SQL(
+            "UPDATE sync_logs SET status = 'queued', attempt = attempt - 1, claim = NULL,"
+            " replica = NULL, run_after = now(), heartbeat_at = now(), {counts}"
+            " WHERE {claimed}"
+        ).format(counts=_SET_COUNTS, claimed=_CLAIMED),
+        _claimed_params(organization_id, sync_id, claim, counts),
+    )
+    return cursor.rowcount == 1
 
 
 async def get_sync(conn: Conn, *, organization_id: int, sync_id: int) -> SyncLog | None:
@@ -468,18 +559,5 @@ async def list_syncs(
             " AND (%s::bigint IS NULL OR id < %s) ORDER BY id DESC LIMIT %s"
         ).format(_SYNC_COLUMNS),
         (organization_id, before_id, before_id, limit),
-    )
-    return await cursor.fetchall()
-
-
-async def due_syncs(conn: Conn, interval: timedelta) -> list[DueSync]:
-    cursor = conn.cursor(row_factory=class_row(DueSync))
-    await cursor.execute(
-        "SELECT c.organization_id, c.marketplace FROM api_credentials c"
-        " WHERE c.is_active AND NOT EXISTS ("
-        "   SELECT 1 FROM sync_logs s WHERE s.organization_id = c.organization_id"
-        "   AND s.marketplace = c.marketplace AND s.started_at > now() - %s)"
-        " ORDER BY c.organization_id, c.marketplace",
-        (interval,),
     )
     return await cursor.fetchall()

@@ -1,12 +1,16 @@
-"""Sync logs, for the sync service: one running sync per organization and marketplace.
+"""Sync logs, for the sync service: the durable queue of syncs and their outcomes.
 
-A running sync proves it is alive with heartbeats. One whose last heartbeat is older than the
-lease is dead (its worker crashed or hung): the next start marks it failed and takes its place,
-in the same transaction, so two starters racing for a dead sync's place get one new sync.
+A start queues a log (one queued or running sync per organization and marketplace). Sync
+replicas claim queued logs, oldest first, each as many as it has room for; a claimed log is
+`running` under a claim id, and its replica proves it alive with heartbeats. A run whose
+heartbeat is older than the lease (its replica died) goes back to the queue, as does one that
+failed in a way that may pass; after `max_attempts` runs it fails for good with the last reason.
+A replica that stops hands its runs back at once, which does not count as an attempt.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import NoReturn
 
@@ -15,57 +19,48 @@ from psycopg_pool import AsyncConnectionPool
 
 from marketsync.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from services.auth import store
-from services.auth.credentials import validate_marketplace
-from services.auth.models import DueSync, SyncCounts, SyncLog, SyncLogPage
+from services.auth.credentials import usable, validate_marketplace
+from services.auth.models import ClaimedSync, DueSync, SyncCounts, SyncLog, SyncLogPage
 
-DEFAULT_LEASE = timedelta(minutes=2)
-DEAD_SYNC_ERROR = "sync stopped responding"
+DEAD_SYNC_ERROR = "the sync service running it stopped responding"
 TRIGGERS = ("manual", "scheduled")
 FINAL_STATUSES = ("succeeded", "partial", "failed")
 
 
-class SyncLogs:
-    def __init__(self, pool: AsyncConnectionPool, *, lease: timedelta = DEFAULT_LEASE) -> None:
-        self._pool = pool
-        self._lease = lease
+@dataclass(frozen=True)
+class QueuePolicy:
+    # A running sync whose heartbeat is older than this is taken for dead.
+    lease: timedelta = timedelta(minutes=2)
+    max_attempts: int = 3
+    # Attempt n waits backoff * 2**(n-1) before the next.
+    retry_backoff: timedelta = timedelta(seconds=30)
 
-    async def start(
-        self,
-        *,
-        organization_id: int,
-        marketplace: str,
-        trigger: str,
-        started_by: int | None,
-        not_started_within: timedelta | None = None,
+    @property
+    def retry(self) -> store.RetryPolicy:
+        return store.RetryPolicy(self.max_attempts, self.retry_backoff)
+
+
+class SyncLogs:
+    def __init__(self, pool: AsyncConnectionPool, policy: QueuePolicy = QueuePolicy()) -> None:
+        self._pool = pool
+        self._policy = policy
+
+    async def enqueue(
+        self, *, organization_id: int, marketplace: str, trigger: str, started_by: int | None
     ) -> SyncLog:
-        """Open a running log. With `not_started_within`, only if no sync of this organization
-        and marketplace started within it (FailedPrecondition otherwise): schedulers on several
-        replicas then start each due sync once."""
+        """Queue a sync; FailedPrecondition without active credentials, AlreadyExists while a
+        sync of that marketplace is queued or running for the organization."""
         validate_marketplace(marketplace)
         if trigger not in TRIGGERS:
             raise InvalidArgument(f"trigger: {trigger!r} is not one of {', '.join(TRIGGERS)}")
-        async with self._pool.connection() as conn, conn.transaction():
-            await store.lock_sync_slot(
-                conn, organization_id=organization_id, marketplace=marketplace
+        async with self._pool.connection() as conn:
+            usable(
+                marketplace,
+                await store.get_credentials(
+                    conn, organization_id=organization_id, marketplace=marketplace
+                ),
             )
-            if not_started_within is not None and await store.started_within(
-                conn,
-                organization_id=organization_id,
-                marketplace=marketplace,
-                within=not_started_within,
-            ):
-                raise FailedPrecondition(
-                    f"marketplace: a {marketplace} sync started less than"
-                    f" {not_started_within} ago; it is not due"
-                )
-            await store.fail_dead_sync(
-                conn,
-                organization_id=organization_id,
-                marketplace=marketplace,
-                lease=self._lease,
-                error=DEAD_SYNC_ERROR,
-            )
-            log = await store.insert_running_sync(
+            log = await store.insert_queued_sync(
                 conn,
                 organization_id=organization_id,
                 marketplace=marketplace,
@@ -74,50 +69,97 @@ class SyncLogs:
             )
         if log is None:
             raise AlreadyExists(
-                f"marketplace: a {marketplace} sync is already running for this organization"
+                f"marketplace: a {marketplace} sync is already queued or running for this"
+                " organization"
             )
         return log
 
-    async def fail_dead(self) -> int:
-        """Fail every running sync past its lease, so none shows `running` for long after its
-        worker died; answers how many."""
+    async def enqueue_due(self, *, interval: timedelta, jitter: timedelta) -> tuple[DueSync, ...]:
+        """Queue the syncs that are due (see `store.enqueue_due_syncs`); safe to run on several
+        schedulers at once."""
+        if interval <= timedelta(0) or jitter < timedelta(0):
+            raise InvalidArgument(
+                "interval_seconds: must be positive, and jitter_seconds not negative"
+            )
         async with self._pool.connection() as conn:
-            return await store.fail_dead_syncs(conn, lease=self._lease, error=DEAD_SYNC_ERROR)
+            return tuple(await store.enqueue_due_syncs(conn, interval=interval, jitter=jitter))
 
-    async def heartbeat(self, *, organization_id: int, sync_id: int, counts: SyncCounts) -> None:
-        """Record progress; FailedPrecondition if the sync has ended (e.g. was declared dead)."""
+    async def claim(self, *, replica: str, max_syncs: int) -> tuple[ClaimedSync, ...]:
+        """Up to `max_syncs` queued syncs that may run now, oldest first, for this replica."""
+        if not replica:
+            raise InvalidArgument("replica: must name the claiming replica")
+        if max_syncs < 1:
+            raise InvalidArgument("max_syncs: must be at least 1")
+        async with self._pool.connection() as conn, conn.transaction():
+            await self._requeue_expired(conn)
+            claimed = await store.claim_syncs(conn, replica=replica, limit=max_syncs)
+        return tuple(ClaimedSync(log, claim) for log, claim in claimed)
+
+    async def requeue_expired(self) -> int:
+        """Put runs whose lease ran out back in the queue (or fail them after their last
+        attempt), so none shows `running` for long after its replica died; answers how many."""
+        async with self._pool.connection() as conn:
+            return await self._requeue_expired(conn)
+
+    async def _requeue_expired(self, conn: AsyncConnection) -> int:
+        return await store.requeue_expired(
+            conn, lease=self._policy.lease, policy=self._policy.retry, error=DEAD_SYNC_ERROR
+        )
+
+    async def heartbeat(
+        self, *, organization_id: int, sync_id: int, claim: str, counts: SyncCounts
+    ) -> None:
+        """Record progress; FailedPrecondition if this run no longer holds the sync."""
         _validate_counts(counts)
         async with self._pool.connection() as conn:
             if await store.heartbeat_sync(
-                conn, organization_id=organization_id, sync_id=sync_id, counts=counts
+                conn, organization_id=organization_id, sync_id=sync_id, claim=claim, counts=counts
             ):
                 return
-            await _raise_not_running(conn, organization_id, sync_id)
+            await _raise_not_held(conn, organization_id, sync_id)
 
     async def finish(
         self,
         *,
         organization_id: int,
         sync_id: int,
+        claim: str,
         status: str,
         counts: SyncCounts,
         error: str | None = None,
+        retry: bool = False,
     ) -> SyncLog:
+        """Record a run's outcome. A `failed` run with `retry` goes back to the queue unless it
+        was the last attempt."""
         if status not in FINAL_STATUSES:
             raise InvalidArgument(f"status: {status!r} is not one of {', '.join(FINAL_STATUSES)}")
+        if retry and status != "failed":
+            raise InvalidArgument("retry: only a failed run is retried")
+        _validate_counts(counts)
+        held = {"organization_id": organization_id, "sync_id": sync_id, "claim": claim}
+        async with self._pool.connection() as conn:
+            if retry:
+                log = await store.retry_sync(
+                    conn, **held, counts=counts, error=error or "", policy=self._policy.retry
+                )
+            else:
+                log = await store.finish_sync(
+                    conn, **held, status=status, counts=counts, error=error
+                )
+            if log is None:
+                await _raise_not_held(conn, organization_id, sync_id)
+        return log
+
+    async def release(
+        self, *, organization_id: int, sync_id: int, claim: str, counts: SyncCounts
+    ) -> None:
+        """Hand a run back to the queue at once, for another replica."""
         _validate_counts(counts)
         async with self._pool.connection() as conn:
-            log = await store.finish_sync(
-                conn,
-                organization_id=organization_id,
-                sync_id=sync_id,
-                status=status,
-                counts=counts,
-                error=error,
-            )
-            if log is None:
-                await _raise_not_running(conn, organization_id, sync_id)
-        return log
+            if not await store.release_sync(
+                conn, organization_id=organization_id, sync_id=sync_id, claim=claim, counts=counts
+            ):
+                await _raise_not_held(conn, organization_id, sync_id)
 
     async def get(self, *, organization_id: int, sync_id: int) -> SyncLog:
         async with self._pool.connection() as conn:
@@ -139,19 +181,14 @@ class SyncLogs:
         page = tuple(logs[:limit])
         return SyncLogPage(page, page[-1].id if len(logs) > limit else None)
 
-    async def organizations_due_for_sync(self, interval: timedelta) -> tuple[DueSync, ...]:
-        """Active credentials whose last sync started more than `interval` ago, or never."""
-        async with self._pool.connection() as conn:
-            return tuple(await store.due_syncs(conn, interval))
 
-
-async def _raise_not_running(conn: AsyncConnection, organization_id: int, sync_id: int) -> NoReturn:
+async def _raise_not_held(conn: AsyncConnection, organization_id: int, sync_id: int) -> NoReturn:
     log = await store.get_sync(conn, organization_id=organization_id, sync_id=sync_id)
     if log is None:
         raise NotFound(f"sync_id: there is no sync {sync_id}")
+    state = "has ended" if log.status in FINAL_STATUSES else "is no longer held by this run"
     raise FailedPrecondition(
-        f"sync_id: sync {sync_id} has already ended ({log.status}"
-        + (f": {log.error})" if log.error else ")")
+        f"sync_id: sync {sync_id} {state} ({log.status}" + (f": {log.error})" if log.error else ")")
     )
 
 

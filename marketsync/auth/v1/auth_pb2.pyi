@@ -322,47 +322,105 @@ class GetMarketplaceCredentialsResponse(_message.Message):
     updated_at: _timestamp_pb2.Timestamp
     def __init__(self, credentials: _Optional[_Mapping[str, str]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
-class StartSyncLogRequest(_message.Message):
-    __slots__ = ("organization_id", "marketplace", "trigger", "started_by_user_id", "not_started_within_seconds")
+class EnqueueSyncRequest(_message.Message):
+    __slots__ = ("organization_id", "marketplace", "trigger", "started_by_user_id")
     ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     MARKETPLACE_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_FIELD_NUMBER: _ClassVar[int]
     STARTED_BY_USER_ID_FIELD_NUMBER: _ClassVar[int]
-    NOT_STARTED_WITHIN_SECONDS_FIELD_NUMBER: _ClassVar[int]
     organization_id: int
     marketplace: str
     trigger: str
     started_by_user_id: int
-    not_started_within_seconds: int
-    def __init__(self, organization_id: _Optional[int] = ..., marketplace: _Optional[str] = ..., trigger: _Optional[str] = ..., started_by_user_id: _Optional[int] = ..., not_started_within_seconds: _Optional[int] = ...) -> None: ...
+    def __init__(self, organization_id: _Optional[int] = ..., marketplace: _Optional[str] = ..., trigger: _Optional[str] = ..., started_by_user_id: _Optional[int] = ...) -> None: ...
+
+class EnqueueDueSyncsRequest(_message.Message):
+    __slots__ = ("interval_seconds", "jitter_seconds")
+    INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    JITTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    interval_seconds: int
+    jitter_seconds: int
+    def __init__(self, interval_seconds: _Optional[int] = ..., jitter_seconds: _Optional[int] = ...) -> None: ...
+
+class EnqueueDueSyncsResponse(_message.Message):
+    __slots__ = ("queued",)
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    queued: _containers.RepeatedCompositeFieldContainer[_sync_pb2.DueSync]
+    def __init__(self, queued: _Optional[_Iterable[_Union[_sync_pb2.DueSync, _Mapping]]] = ...) -> None: ...
+
+class ClaimSyncsRequest(_message.Message):
+    __slots__ = ("replica", "max_syncs")
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    MAX_SYNCS_FIELD_NUMBER: _ClassVar[int]
+    replica: str
+    max_syncs: int
+    def __init__(self, replica: _Optional[str] = ..., max_syncs: _Optional[int] = ...) -> None: ...
+
+class ClaimedSync(_message.Message):
+    __slots__ = ("organization_id", "log", "claim")
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    LOG_FIELD_NUMBER: _ClassVar[int]
+    CLAIM_FIELD_NUMBER: _ClassVar[int]
+    organization_id: int
+    log: _sync_pb2.SyncLog
+    claim: str
+    def __init__(self, organization_id: _Optional[int] = ..., log: _Optional[_Union[_sync_pb2.SyncLog, _Mapping]] = ..., claim: _Optional[str] = ...) -> None: ...
+
+class ClaimSyncsResponse(_message.Message):
+    __slots__ = ("claimed",)
+    CLAIMED_FIELD_NUMBER: _ClassVar[int]
+    claimed: _containers.RepeatedCompositeFieldContainer[ClaimedSync]
+    def __init__(self, claimed: _Optional[_Iterable[_Union[ClaimedSync, _Mapping]]] = ...) -> None: ...
 
 class HeartbeatSyncLogRequest(_message.Message):
-    __slots__ = ("organization_id", "sync_id", "counts")
+    __slots__ = ("organization_id", "sync_id", "claim", "counts")
     ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     SYNC_ID_FIELD_NUMBER: _ClassVar[int]
+    CLAIM_FIELD_NUMBER: _ClassVar[int]
     COUNTS_FIELD_NUMBER: _ClassVar[int]
     organization_id: int
     sync_id: int
+    claim: str
     counts: _sync_pb2.SyncCounts
-    def __init__(self, organization_id: _Optional[int] = ..., sync_id: _Optional[int] = ..., counts: _Optional[_Union[_sync_pb2.SyncCounts, _Mapping]] = ...) -> None: ...
+    def __init__(self, organization_id: _Optional[int] = ..., sync_id: _Optional[int] = ..., claim: _Optional[str] = ..., counts: _Optional[_Union[_sync_pb2.SyncCounts, _Mapping]] = ...) -> None: ...
 
 class HeartbeatSyncLogResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class FinishSyncLogRequest(_message.Message):
-    __slots__ = ("organization_id", "sync_id", "status", "counts", "error")
+    __slots__ = ("organization_id", "sync_id", "claim", "status", "counts", "error", "retry")
     ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     SYNC_ID_FIELD_NUMBER: _ClassVar[int]
+    CLAIM_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     COUNTS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    RETRY_FIELD_NUMBER: _ClassVar[int]
     organization_id: int
     sync_id: int
+    claim: str
     status: str
     counts: _sync_pb2.SyncCounts
     error: str
-    def __init__(self, organization_id: _Optional[int] = ..., sync_id: _Optional[int] = ..., status: _Optional[str] = ..., counts: _Optional[_Union[_sync_pb2.SyncCounts, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+    retry: bool
+    def __init__(self, organization_id: _Optional[int] = ..., sync_id: _Optional[int] = ..., claim: _Optional[str] = ..., status: _Optional[str] = ..., counts: _Optional[_Union[_sync_pb2.SyncCounts, _Mapping]] = ..., error: _Optional[str] = ..., retry: _Optional[bool] = ...) -> None: ...
+
+class ReleaseSyncLogRequest(_message.Message):
+    __slots__ = ("organization_id", "sync_id", "claim", "counts")
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SYNC_ID_FIELD_NUMBER: _ClassVar[int]
+    CLAIM_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    organization_id: int
+    sync_id: int
+    claim: str
+    counts: _sync_pb2.SyncCounts
+    def __init__(self, organization_id: _Optional[int] = ..., sync_id: _Optional[int] = ..., claim: _Optional[str] = ..., counts: _Optional[_Union[_sync_pb2.SyncCounts, _Mapping]] = ...) -> None: ...
+
+class ReleaseSyncLogResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class GetSyncLogRequest(_message.Message):
     __slots__ = ("organization_id", "sync_id")
@@ -389,15 +447,3 @@ class ListSyncLogsResponse(_message.Message):
     logs: _containers.RepeatedCompositeFieldContainer[_sync_pb2.SyncLog]
     next_before_sync_id: int
     def __init__(self, logs: _Optional[_Iterable[_Union[_sync_pb2.SyncLog, _Mapping]]] = ..., next_before_sync_id: _Optional[int] = ...) -> None: ...
-
-class ListDueSyncsRequest(_message.Message):
-    __slots__ = ("interval_seconds",)
-    INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
-    interval_seconds: int
-    def __init__(self, interval_seconds: _Optional[int] = ...) -> None: ...
-
-class ListDueSyncsResponse(_message.Message):
-    __slots__ = ("due",)
-    DUE_FIELD_NUMBER: _ClassVar[int]
-    due: _containers.RepeatedCompositeFieldContainer[_sync_pb2.DueSync]
-    def __init__(self, due: _Optional[_Iterable[_Union[_sync_pb2.DueSync, _Mapping]]] = ...) -> None: ...

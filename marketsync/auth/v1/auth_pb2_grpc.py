@@ -780,10 +780,20 @@ class AuthInternalServiceStub:
                 request_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.GetMarketplaceCredentialsRequest.SerializeToString,
                 response_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.GetMarketplaceCredentialsResponse.FromString,
                 _registered_method=True)
-        self.StartSyncLog = channel.unary_unary(
-                '/marketsync.auth.v1.AuthInternalService/StartSyncLog',
-                request_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.StartSyncLogRequest.SerializeToString,
+        self.EnqueueSync = channel.unary_unary(
+                '/marketsync.auth.v1.AuthInternalService/EnqueueSync',
+                request_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.EnqueueSyncRequest.SerializeToString,
                 response_deserializer=marketsync_dot_sync_dot_v1_dot_sync__pb2.SyncLog.FromString,
+                _registered_method=True)
+        self.EnqueueDueSyncs = channel.unary_unary(
+                '/marketsync.auth.v1.AuthInternalService/EnqueueDueSyncs',
+                request_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.EnqueueDueSyncsRequest.SerializeToString,
+                response_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.EnqueueDueSyncsResponse.FromString,
+                _registered_method=True)
+        self.ClaimSyncs = channel.unary_unary(
+                '/marketsync.auth.v1.AuthInternalService/ClaimSyncs',
+                request_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ClaimSyncsRequest.SerializeToString,
+                response_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ClaimSyncsResponse.FromString,
                 _registered_method=True)
         self.HeartbeatSyncLog = channel.unary_unary(
                 '/marketsync.auth.v1.AuthInternalService/HeartbeatSyncLog',
@@ -795,6 +805,11 @@ class AuthInternalServiceStub:
                 request_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.FinishSyncLogRequest.SerializeToString,
                 response_deserializer=marketsync_dot_sync_dot_v1_dot_sync__pb2.SyncLog.FromString,
                 _registered_method=True)
+        self.ReleaseSyncLog = channel.unary_unary(
+                '/marketsync.auth.v1.AuthInternalService/ReleaseSyncLog',
+                request_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ReleaseSyncLogRequest.SerializeToString,
+                response_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ReleaseSyncLogResponse.FromString,
+                _registered_method=True)
         self.GetSyncLog = channel.unary_unary(
                 '/marketsync.auth.v1.AuthInternalService/GetSyncLog',
                 request_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.GetSyncLogRequest.SerializeToString,
@@ -804,11 +819,6 @@ class AuthInternalServiceStub:
                 '/marketsync.auth.v1.AuthInternalService/ListSyncLogs',
                 request_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ListSyncLogsRequest.SerializeToString,
                 response_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ListSyncLogsResponse.FromString,
-                _registered_method=True)
-        self.ListDueSyncs = channel.unary_unary(
-                '/marketsync.auth.v1.AuthInternalService/ListDueSyncs',
-                request_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ListDueSyncsRequest.SerializeToString,
-                response_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ListDueSyncsResponse.FromString,
                 _registered_method=True)
 
 
@@ -831,23 +841,50 @@ class AuthInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def StartSyncLog(self, request, context):
-        """Opens a sync log; ALREADY_EXISTS while a live sync of that marketplace runs for the
-        organization (a running log whose heartbeat is older than the lease counts as dead).
+    def EnqueueSync(self, request, context):
+        """Queues a sync: FAILED_PRECONDITION without active credentials for the marketplace,
+        ALREADY_EXISTS while a sync of that marketplace is queued or running for the organization.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnqueueDueSyncs(self, request, context):
+        """Queues a scheduled sync of every organization and marketplace that is due (active
+        credentials, none queued within the interval, none queued or running). Safe to call from
+        several schedulers at once: a due sync is queued once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClaimSyncs(self, request, context):
+        """Claims up to max_syncs queued syncs that may run now, oldest first, for one sync replica.
+        Replicas claiming at once get different syncs. Runs whose lease ran out are queued again
+        (or failed after their last attempt) first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def HeartbeatSyncLog(self, request, context):
-        """Records progress and extends the running sync's lease.
+        """Records progress and extends the run's lease; FAILED_PRECONDITION once the claim no longer
+        holds (the run's lease ran out and the sync went back to the queue, or it ended).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def FinishSyncLog(self, request, context):
-        """Closes a sync log with its outcome.
+        """Records a run's outcome: the log ends, or with retry goes back to the queue.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseSyncLog(self, request, context):
+        """Hands a run back to the queue at once, for another replica (this one is stopping); it
+        does not count as an attempt.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -867,14 +904,6 @@ class AuthInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ListDueSyncs(self, request, context):
-        """Organization and marketplace pairs with active credentials whose last sync started
-        longer ago than the interval (or never).
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
 
 def add_AuthInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -888,10 +917,20 @@ def add_AuthInternalServiceServicer_to_server(servicer, server):
                     request_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.GetMarketplaceCredentialsRequest.FromString,
                     response_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.GetMarketplaceCredentialsResponse.SerializeToString,
             ),
-            'StartSyncLog': grpc.unary_unary_rpc_method_handler(
-                    servicer.StartSyncLog,
-                    request_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.StartSyncLogRequest.FromString,
+            'EnqueueSync': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnqueueSync,
+                    request_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.EnqueueSyncRequest.FromString,
                     response_serializer=marketsync_dot_sync_dot_v1_dot_sync__pb2.SyncLog.SerializeToString,
+            ),
+            'EnqueueDueSyncs': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnqueueDueSyncs,
+                    request_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.EnqueueDueSyncsRequest.FromString,
+                    response_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.EnqueueDueSyncsResponse.SerializeToString,
+            ),
+            'ClaimSyncs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimSyncs,
+                    request_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ClaimSyncsRequest.FromString,
+                    response_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ClaimSyncsResponse.SerializeToString,
             ),
             'HeartbeatSyncLog': grpc.unary_unary_rpc_method_handler(
                     servicer.HeartbeatSyncLog,
@@ -903,6 +942,11 @@ def add_AuthInternalServiceServicer_to_server(servicer, server):
                     request_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.FinishSyncLogRequest.FromString,
                     response_serializer=marketsync_dot_sync_dot_v1_dot_sync__pb2.SyncLog.SerializeToString,
             ),
+            'ReleaseSyncLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseSyncLog,
+                    request_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ReleaseSyncLogRequest.FromString,
+                    response_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ReleaseSyncLogResponse.SerializeToString,
+            ),
             'GetSyncLog': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSyncLog,
                     request_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.GetSyncLogRequest.FromString,
@@ -912,11 +956,6 @@ def add_AuthInternalServiceServicer_to_server(servicer, server):
                     servicer.ListSyncLogs,
                     request_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ListSyncLogsRequest.FromString,
                     response_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ListSyncLogsResponse.SerializeToString,
-            ),
-            'ListDueSyncs': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListDueSyncs,
-                    request_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ListDueSyncsRequest.FromString,
-                    response_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ListDueSyncsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -986,7 +1025,7 @@ class AuthInternalService:
             _registered_method=True)
 
     @staticmethod
-    def StartSyncLog(request,
+    def EnqueueSync(request,
             target,
             options=(),
             channel_credentials=None,
@@ -999,9 +1038,63 @@ class AuthInternalService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/marketsync.auth.v1.AuthInternalService/StartSyncLog',
-            marketsync_dot_auth_dot_v1_dot_auth__pb2.StartSyncLogRequest.SerializeToString,
+            '/marketsync.auth.v1.AuthInternalService/EnqueueSync',
+            marketsync_dot_auth_dot_v1_dot_auth__pb2.EnqueueSyncRequest.SerializeToString,
             marketsync_dot_sync_dot_v1_dot_sync__pb2.SyncLog.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnqueueDueSyncs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marketsync.auth.v1.AuthInternalService/EnqueueDueSyncs',
+            marketsync_dot_auth_dot_v1_dot_auth__pb2.EnqueueDueSyncsRequest.SerializeToString,
+            marketsync_dot_auth_dot_v1_dot_auth__pb2.EnqueueDueSyncsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClaimSyncs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marketsync.auth.v1.AuthInternalService/ClaimSyncs',
+            marketsync_dot_auth_dot_v1_dot_auth__pb2.ClaimSyncsRequest.SerializeToString,
+            marketsync_dot_auth_dot_v1_dot_auth__pb2.ClaimSyncsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1067,6 +1160,33 @@ class AuthInternalService:
             _registered_method=True)
 
     @staticmethod
+    def ReleaseSyncLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marketsync.auth.v1.AuthInternalService/ReleaseSyncLog',
+            marketsync_dot_auth_dot_v1_dot_auth__pb2.ReleaseSyncLogRequest.SerializeToString,
+            marketsync_dot_auth_dot_v1_dot_auth__pb2.ReleaseSyncLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetSyncLog(request,
             target,
             options=(),
@@ -1110,33 +1230,6 @@ class AuthInternalService:
             '/marketsync.auth.v1.AuthInternalService/ListSyncLogs',
             marketsync_dot_auth_dot_v1_dot_auth__pb2.ListSyncLogsRequest.SerializeToString,
             marketsync_dot_auth_dot_v1_dot_auth__pb2.ListSyncLogsResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ListDueSyncs(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/marketsync.auth.v1.AuthInternalService/ListDueSyncs',
-            marketsync_dot_auth_dot_v1_dot_auth__pb2.ListDueSyncsRequest.SerializeToString,
-            marketsync_dot_auth_dot_v1_dot_auth__pb2.ListDueSyncsResponse.FromString,
             options,
             channel_credentials,
             insecure,

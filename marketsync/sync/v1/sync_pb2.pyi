@@ -59,7 +59,7 @@ class SyncCounts(_message.Message):
     def __init__(self, items_fetched: _Optional[int] = ..., items_written: _Optional[int] = ..., items_unchanged: _Optional[int] = ..., items_failed: _Optional[int] = ...) -> None: ...
 
 class SyncLog(_message.Message):
-    __slots__ = ("sync_id", "marketplace", "status", "items_fetched", "items_written", "items_unchanged", "items_failed", "started_at", "finished_at", "duration_ms", "error")
+    __slots__ = ("sync_id", "marketplace", "status", "items_fetched", "items_written", "items_unchanged", "items_failed", "started_at", "finished_at", "duration_ms", "error", "attempt", "queued_at")
     SYNC_ID_FIELD_NUMBER: _ClassVar[int]
     MARKETPLACE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -71,6 +71,8 @@ class SyncLog(_message.Message):
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_AT_FIELD_NUMBER: _ClassVar[int]
     sync_id: int
     marketplace: str
     status: str
@@ -82,15 +84,9 @@ class SyncLog(_message.Message):
     finished_at: _timestamp_pb2.Timestamp
     duration_ms: int
     error: str
-    def __init__(self, sync_id: _Optional[int] = ..., marketplace: _Optional[str] = ..., status: _Optional[str] = ..., items_fetched: _Optional[int] = ..., items_written: _Optional[int] = ..., items_unchanged: _Optional[int] = ..., items_failed: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_ms: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
-
-class StartDueSyncsRequest(_message.Message):
-    __slots__ = ("interval_seconds", "jitter_seconds")
-    INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
-    JITTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
-    interval_seconds: int
-    jitter_seconds: int
-    def __init__(self, interval_seconds: _Optional[int] = ..., jitter_seconds: _Optional[int] = ...) -> None: ...
+    attempt: int
+    queued_at: _timestamp_pb2.Timestamp
+    def __init__(self, sync_id: _Optional[int] = ..., marketplace: _Optional[str] = ..., status: _Optional[str] = ..., items_fetched: _Optional[int] = ..., items_written: _Optional[int] = ..., items_unchanged: _Optional[int] = ..., items_failed: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_ms: _Optional[int] = ..., error: _Optional[str] = ..., attempt: _Optional[int] = ..., queued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class DueSync(_message.Message):
     __slots__ = ("organization_id", "marketplace")
@@ -99,9 +95,3 @@ class DueSync(_message.Message):
     organization_id: int
     marketplace: str
     def __init__(self, organization_id: _Optional[int] = ..., marketplace: _Optional[str] = ...) -> None: ...
-
-class StartDueSyncsResponse(_message.Message):
-    __slots__ = ("scheduled",)
-    SCHEDULED_FIELD_NUMBER: _ClassVar[int]
-    scheduled: _containers.RepeatedCompositeFieldContainer[DueSync]
-    def __init__(self, scheduled: _Optional[_Iterable[_Union[DueSync, _Mapping]]] = ...) -> None: ...

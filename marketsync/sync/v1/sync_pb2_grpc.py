@@ -59,7 +59,7 @@ class SyncServiceServicer:
     """
 
     def StartSync(self, request, context):
-        """Starts a sync of one marketplace in the background and answers at once.
+        """Queues a sync of one marketplace and answers at once; a sync replica runs it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -181,85 +181,6 @@ class SyncService:
             '/marketsync.sync.v1.SyncService/GetSync',
             marketsync_dot_sync_dot_v1_dot_sync__pb2.GetSyncRequest.SerializeToString,
             marketsync_dot_sync_dot_v1_dot_sync__pb2.SyncLog.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-
-class SyncInternalServiceStub:
-    """Service-to-service RPCs. Envoy never routes them; every call needs a service credential.
-    """
-
-    def __init__(self, channel):
-        """Constructor.
-
-        Args:
-            channel: A grpc.Channel.
-        """
-        self.StartDueSyncs = channel.unary_unary(
-                '/marketsync.sync.v1.SyncInternalService/StartDueSyncs',
-                request_serializer=marketsync_dot_sync_dot_v1_dot_sync__pb2.StartDueSyncsRequest.SerializeToString,
-                response_deserializer=marketsync_dot_sync_dot_v1_dot_sync__pb2.StartDueSyncsResponse.FromString,
-                _registered_method=True)
-
-
-class SyncInternalServiceServicer:
-    """Service-to-service RPCs. Envoy never routes them; every call needs a service credential.
-    """
-
-    def StartDueSyncs(self, request, context):
-        """Starts the syncs that are due (active credentials, none started within the interval),
-        each after a random delay within the jitter window so organizations do not all reach a
-        marketplace in the same second. Safe to call on several replicas at once: a due sync
-        starts once.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-
-def add_SyncInternalServiceServicer_to_server(servicer, server):
-    rpc_method_handlers = {
-            'StartDueSyncs': grpc.unary_unary_rpc_method_handler(
-                    servicer.StartDueSyncs,
-                    request_deserializer=marketsync_dot_sync_dot_v1_dot_sync__pb2.StartDueSyncsRequest.FromString,
-                    response_serializer=marketsync_dot_sync_dot_v1_dot_sync__pb2.StartDueSyncsResponse.SerializeToString,
-            ),
-    }
-    generic_handler = grpc.method_handlers_generic_handler(
-            'marketsync.sync.v1.SyncInternalService', rpc_method_handlers)
-    server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('marketsync.sync.v1.SyncInternalService', rpc_method_handlers)
-
-
- # This class is part of an EXPERIMENTAL API.
-class SyncInternalService:
-    """Service-to-service RPCs. Envoy never routes them; every call needs a service credential.
-    """
-
-    @staticmethod
-    def StartDueSyncs(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/marketsync.sync.v1.SyncInternalService/StartDueSyncs',
-            marketsync_dot_sync_dot_v1_dot_sync__pb2.StartDueSyncsRequest.SerializeToString,
-            marketsync_dot_sync_dot_v1_dot_sync__pb2.StartDueSyncsResponse.FromString,
             options,
             channel_credentials,
             insecure,
