@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from marketsync.config import MAX_MESSAGE_BYTES, ServiceSettings
 from marketsync.interceptors import AccessInterceptor, SessionChecker
+from marketsync.keepalive import DEFAULT_KEEPALIVE, Keepalive
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,16 @@ def create_server(
     access: AccessInterceptor,
     service_names: Iterable[str],
     register: Callable[[aio.Server], None],
+    keepalive: Keepalive = DEFAULT_KEEPALIVE,
 ) -> Service:
     server = aio.server(
         interceptors=[access],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            # gRPC's default tolerates a ping without data only every five minutes; our clients
+            # ping every keepalive interval, and idle client streams would die of it.
+            *keepalive.server_options(),
         ],
     )
     register(server)

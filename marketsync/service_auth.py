@@ -20,6 +20,7 @@ from grpc import aio
 from marketsync.config import MAX_MESSAGE_BYTES
 from marketsync.errors import Unauthenticated
 from marketsync.identity import SIGNING_ALGORITHM
+from marketsync.keepalive import DEFAULT_KEEPALIVE, Keepalive
 
 SERVICE_METADATA_KEY = "x-marketsync-service"
 AUDIENCE = "marketsync-internal"
@@ -100,12 +101,16 @@ class _StreamUnary(_WithCredential, aio.StreamUnaryClientInterceptor):
         return await continuation(self._details(client_call_details), request_iterator)
 
 
-def internal_channel(address: str, credential: ServiceCredential) -> aio.Channel:
+def internal_channel(
+    address: str, credential: ServiceCredential, *, keepalive: Keepalive = DEFAULT_KEEPALIVE
+) -> aio.Channel:
     """A channel to another service that presents this service's credential on every call."""
     options: Sequence[tuple[str, int]] = (
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.keepalive_time_ms", 30_000),
+        # The servers accept exactly this ping policy (see marketsync.keepalive); pinging on
+        # our own terms would get long idle streams cut off with GOAWAY too_many_pings.
+        *keepalive.client_options(),
     )
     return aio.insecure_channel(
         address,
