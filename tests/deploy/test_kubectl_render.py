@@ -2,7 +2,8 @@
 
 Debian's kubernetes-client (kubectl 1.20) embeds a kustomize too old for components, so this
 runs only where a kubectl with kustomize v4 or newer is on PATH; the other tests in this
-folder check the manifests through kustomize_subset everywhere.
+folder check the manifests through kustomize_subset everywhere. Versioned kubectls installed
+beside it (`kubectl.1.29`, ... as the Google Cloud SDK ships them) are checked too.
 """
 
 from __future__ import annotations
@@ -23,23 +24,44 @@ KUBECTL = shutil.which("kubectl")
 HASHED_NAME = re.compile(r"^(?P<name>.+)-[a-z0-9]{10}$")
 
 
-def _kustomize_major_version() -> int:
-    if KUBECTL is None:
-        return 0
+VERSIONED = re.compile(r"^kubectl\.(\d+)\.(\d+)$")
+
+
+def _kustomize_major_version(kubectl: str) -> int:
     result = subprocess.run(
-        [KUBECTL, "version", "--client"], capture_output=True, text=True, check=False
+        [kubectl, "version", "--client"], capture_output=True, text=True, check=False
     )
     found = re.search(r"Kustomize Version: v(\d+)", result.stdout)
     return int(found.group(1)) if found else 0
 
 
+def _kubectls() -> list[str]:
+    """kubectl on PATH and the versioned kubectls beside it, those with kustomize v4+."""
+    if KUBECTL is None:
+        return []
+    beside = {
+        path: tuple(int(part) for part in match.groups())
+        for path in Path(os.path.realpath(KUBECTL)).parent.iterdir()
+        if (match := VERSIONED.match(path.name))
+    }
+    candidates = [KUBECTL, *(str(path) for path in sorted(beside, key=beside.__getitem__))]
+    return [kubectl for kubectl in candidates if _kustomize_major_version(kubectl) >= 4]
+
+
+KUBECTLS = _kubectls()
+
 pytestmark = pytest.mark.skipif(
-    _kustomize_major_version() < 4,
+    not KUBECTLS,
     reason="needs kubectl with kustomize v4+ (components); Debian's kubernetes-client is too old",
 )
 
 
-def _kubectl_kustomize(tmp_path: Path, components: tuple[str, ...]) -> list[Manifest]:
+@pytest.fixture(params=KUBECTLS, ids=lambda path: Path(path).name)
+def kubectl(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def _kubectl_kustomize(kubectl: str, tmp_path: Path, components: tuple[str, ...]) -> list[Manifest]:
     def relative(path: Path) -> str:
         return os.path.relpath(path, tmp_path)
 
@@ -49,7 +71,7 @@ def _kubectl_kustomize(tmp_path: Path, components: tuple[str, ...]) -> list[Mani
     }
     (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
     result = subprocess.run(
-        [KUBECTL, "kustomize", str(tmp_path)], capture_output=True, text=True, check=True
+        [kubectl, "kustomize", str(tmp_path)], capture_output=True, text=True, check=True
     )
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
@@ -77,10 +99,13 @@ def _normalize(manifests: list[Manifest]) -> list[Manifest]:
     return [rename(manifest) for manifest in manifests]
 
 
-def test_kubectl_renders_the_same_objects(tmp_path: Path, components: tuple[str, ...]) -> None:
+def test_kubectl_renders_the_same_objects(
+    kubectl: str, tmp_path: Path, components: tuple[str, ...]
+) -> None:
     expected = {key(manifest): manifest for manifest in render(components)}
     actual = {
-        key(manifest): manifest for manifest in _normalize(_kubectl_kustomize(tmp_path, components))
+        key(manifest): manifest
+        for manifest in _normalize(_kubectl_kustomize(kubectl, tmp_path, components))
     }
     assert sorted(actual) == sorted(expected)
     for name, manifest in expected.items():

@@ -27,6 +27,10 @@ SECRET_READERS = {
     "CRED_DATABASE_URL": {"auth", "auth-migrations"},
 }
 APP = "app.kubernetes.io/name"
+# What a sync pod takes idle and per sync it runs (a large Walmart catalogue being joined), MiB.
+SYNC_IDLE_MIB = 100
+SYNC_EACH_MIB = 10
+QUANTITY_MIB = {"Mi": 1, "Gi": 1024}
 
 
 def pod_templates(manifests: list[Manifest]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -45,6 +49,13 @@ def of_kind(manifests: list[Manifest], kind: str) -> dict[str, Manifest]:
 
 def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {variable["name"]: variable for variable in container.get("env", [])}
+
+
+def mebibytes(quantity: str) -> float:
+    for suffix, factor in QUANTITY_MIB.items():
+        if quantity.endswith(suffix):
+            return float(quantity.removesuffix(suffix)) * factor
+    raise AssertionError(f"memory quantities here are in Mi or Gi: {quantity}")
 
 
 def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
@@ -212,6 +223,36 @@ def test_scheduling_is_left_to_the_cron_job(manifests: list[Manifest]) -> None:
     assert scheduler["concurrencyPolicy"] == "Forbid"
 
 
+def test_scheduler_queues_due_syncs_with_auth(manifests: list[Manifest]) -> None:
+    cron_job = of_kind(manifests, "CronJob")["sync-scheduler"]
+    (container,) = cron_job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["python", "-m", "services.sync.scheduler"]
+    env = env_of(container)
+    # It calls auth's EnqueueDueSyncs; replicas claim the queued syncs, none is called.
+    assert env["AUTH_ADDRESS"]["value"] == "auth:50051"
+    assert "SYNC_ADDRESS" not in env
+    assert int(env["SYNC_INTERVAL_SECONDS"]["value"]) > 0
+    # Jitter within one schedule period, so runs do not pile up.
+    assert 0 <= int(env["SYNC_JITTER_SECONDS"]["value"]) <= 15 * 60
+    assert "INTERNAL_SERVICE_KEY" in env
+
+
+def test_sync_runs_as_many_syncs_as_its_memory_limit_allows(manifests: list[Manifest]) -> None:
+    spec = of_kind(manifests, "Deployment")["sync"]["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    env = env_of(container)
+    # Set explicitly: the service's default (100) would outgrow the memory limit.
+    concurrent = int(env["SYNC_MAX_CONCURRENT"]["value"])
+    limit = mebibytes(container["resources"]["limits"]["memory"])
+    assert concurrent >= 1
+    assert SYNC_IDLE_MIB + concurrent * SYNC_EACH_MIB <= 0.8 * limit, (concurrent, limit)
+    # Memory follows the claimed syncs: requested in full, never overcommitted.
+    assert mebibytes(container["resources"]["requests"]["memory"]) == limit
+    # Running syncs are handed back at once on SIGTERM; a grace longer than auth's lease
+    # (120 s, after which a dead replica's syncs are queued again) would buy nothing.
+    assert spec["terminationGracePeriodSeconds"] < 120
+
+
 def test_gateway_mounts_its_rendered_config(manifests: list[Manifest]) -> None:
     spec = of_kind(manifests, "Deployment")["gateway"]["spec"]["template"]["spec"]
     (container,) = spec["containers"]
@@ -247,6 +288,24 @@ def _apps(manifests: list[Manifest]) -> dict[str, dict[str, str]]:
     return {name: template["metadata"]["labels"] for name, template in pod_templates(manifests)}
 
 
+def _connection_allowed(
+    policies: list[Manifest], apps: dict[str, dict[str, str]], source: str, target: str, port: int
+) -> bool:
+    """Whether `source` may open a connection to `target` on `port` (the target's ingress and
+    the source's egress both allow it)."""
+
+    def allowed(direction: str, subject: str, other: str) -> bool:
+        return any(
+            selects(policy["spec"]["podSelector"], apps[subject])
+            and (not selector or selects(selector, apps[other]))
+            and allowed_port in (None, port)
+            for policy in policies
+            for selector, allowed_port in _policy_peers(policy, direction)
+        )
+
+    return allowed("ingress", target, source) and allowed("egress", source, target)
+
+
 def _reachable_from(policies: list[Manifest], apps: dict[str, dict[str, str]], target: str) -> set:
     """Pods allowed to open a connection to `target` (both its ingress and their egress)."""
 
@@ -280,10 +339,16 @@ def test_network_policies_allow_exactly_the_service_graph(manifests: list[Manife
         for selector in filter(None, selectors):
             assert any(selects(selector, labels) for labels in apps.values()), selector
     assert policies[0]["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
-    # The scheduler calls sync only; auth refuses it on every internal RPC anyway.
-    assert _reachable_from(policies, apps, "auth") == {"gateway", "catalog", "sync"}
+    # The scheduler queues due syncs with auth; sync replicas claim them from auth, so nothing
+    # but the gateway calls sync.
+    assert _reachable_from(policies, apps, "auth") == {
+        "gateway",
+        "catalog",
+        "sync",
+        "sync-scheduler",
+    }
     assert _reachable_from(policies, apps, "catalog") == {"gateway", "sync"}
-    assert _reachable_from(policies, apps, "sync") == {"gateway", "sync-scheduler"}
+    assert _reachable_from(policies, apps, "sync") == {"gateway"}
     # Only the gateway takes traffic from outside the suite.
     open_ingress = {
         name
@@ -311,16 +376,86 @@ def test_network_policies_allow_exactly_the_service_graph(manifests: list[Manife
     }
 
 
+@pytest.mark.parametrize("components", [("network-policies",)], ids=["network-policies"])
+def test_network_policies_let_the_scheduler_reach_auth_only(manifests: list[Manifest]) -> None:
+    policies = list(of_kind(manifests, "NetworkPolicy").values())
+    apps = _apps(manifests)
+    assert _connection_allowed(policies, apps, "sync-scheduler", "auth", 50051)
+    assert not _connection_allowed(policies, apps, "sync-scheduler", "sync", 50053)
+    scheduler_egress = {
+        (tuple(sorted(selector.get("matchLabels", {}).values())), port)
+        for policy in policies
+        if selects(policy["spec"]["podSelector"], apps["sync-scheduler"])
+        for selector, port in _policy_peers(policy, "egress")
+        if port != 53
+    }
+    assert scheduler_egress == {(("auth",), 50051)}
+
+
+def _autoscaled_replicas(manifests: list[Manifest]) -> dict[str, int]:
+    """Deployment name -> minReplicas of the HorizontalPodAutoscaler that scales it."""
+    return {
+        hpa["spec"]["scaleTargetRef"]["name"]: hpa["spec"]["minReplicas"]
+        for hpa in of_kind(manifests, "HorizontalPodAutoscaler").values()
+        if hpa["spec"]["scaleTargetRef"]["kind"] == "Deployment"
+    }
+
+
+def test_autoscaled_deployments_leave_the_replica_count_to_the_autoscaler(
+    manifests: list[Manifest], components: tuple[str, ...]
+) -> None:
+    deployments = of_kind(manifests, "Deployment")
+    autoscaled = _autoscaled_replicas(manifests)
+    assert set(autoscaled) == ({"sync"} if "high-availability" in components else set())
+    for name in autoscaled:
+        # A `replicas` in the manifest would be put back on every apply, against the HPA.
+        assert "replicas" not in deployments[name]["spec"], name
+
+
+@pytest.mark.parametrize("components", [("high-availability",)], ids=["high-availability"])
+def test_sync_is_autoscaled_on_cpu_and_memory(manifests: list[Manifest]) -> None:
+    hpa = of_kind(manifests, "HorizontalPodAutoscaler")["sync"]
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    spec = hpa["spec"]
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "sync"}
+    assert 2 <= spec["minReplicas"] < spec["maxReplicas"]
+    targets = {}
+    for metric in spec["metrics"]:
+        assert metric["type"] == "Resource", "no custom metrics adapter is assumed"
+        target = metric["resource"]["target"]
+        assert target["type"] == "Utilization"
+        targets[metric["resource"]["name"]] = target["averageUtilization"]
+    assert set(targets) == {"cpu", "memory"}
+    assert all(0 < utilization <= 100 for utilization in targets.values()), targets
+    # Utilization is measured against requests: every container must request both.
+    (container,) = of_kind(manifests, "Deployment")["sync"]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    requests = container["resources"]["requests"]
+    assert {"cpu", "memory"} <= set(requests)
+    # Scale up before the pods are near their memory limit (and its OOM kills).
+    memory_at_target = mebibytes(requests["memory"]) * targets["memory"] / 100
+    assert memory_at_target < 0.8 * mebibytes(container["resources"]["limits"]["memory"])
+    # A scale-down SIGTERMs a pod, which hands its syncs back: slowly, one pod at a time.
+    scale_down = spec["behavior"]["scaleDown"]
+    assert scale_down["stabilizationWindowSeconds"] >= 600
+    assert scale_down["policies"]
+    assert all(p["type"] == "Pods" and p["value"] == 1 for p in scale_down["policies"])
+    assert all(p["periodSeconds"] >= 60 for p in scale_down["policies"])
+
+
 @pytest.mark.parametrize("components", [("high-availability",)], ids=["high-availability"])
 def test_high_availability_keeps_two_replicas_through_disruptions(
     manifests: list[Manifest],
 ) -> None:
     budgets = of_kind(manifests, "PodDisruptionBudget")
+    autoscaled = _autoscaled_replicas(manifests)
     for name, deployment in of_kind(manifests, "Deployment").items():
         spec = deployment["spec"]
         labels = spec["template"]["metadata"]["labels"]
-        assert spec["replicas"] >= 2, name
-        assert budgets[name]["spec"]["minAvailable"] < spec["replicas"]
+        replicas = autoscaled[name] if name in autoscaled else spec["replicas"]
+        assert replicas >= 2, name
+        assert budgets[name]["spec"]["minAvailable"] < replicas, name
         assert selects(budgets[name]["spec"]["selector"], labels)
         constraints = spec["template"]["spec"]["topologySpreadConstraints"]
         assert {c["topologyKey"] for c in constraints} == {
