@@ -7,6 +7,7 @@ import logging
 import re
 import socket
 import struct
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -33,11 +34,17 @@ def set_faults(state: SandboxState, request: Request, _: re.Match[str]) -> Answe
 
 
 def stats(state: SandboxState, request: Request, _: re.Match[str]) -> Answer:
-    """`GET /_sandbox/stats?account=...`: calls per operation, faulted ones included."""
+    """`GET /_sandbox/stats?account=...`: calls per operation, faulted ones included, and the
+    timeline: the latest calls in order, as [operation, time.monotonic() when it arrived]
+    (one clock for every process on the machine, so a test can set its own times beside it).
+    """
     account = request.param("account")
     if not account:
         return json_answer(400, {"message": "account is required"})
-    return json_answer(200, {"account": account, "calls": state.stats(account)})
+    return json_answer(
+        200,
+        {"account": account, "calls": state.stats(account), "timeline": state.timeline(account)},
+    )
 
 
 ROUTES: tuple[Route, ...] = (
@@ -50,10 +57,19 @@ ROUTES: tuple[Route, ...] = (
 
 class SandboxServer(ThreadingHTTPServer):
     daemon_threads = True
+    # Hundreds of syncs connect at once; past the default backlog of 5, a connection attempt is
+    # dropped and retried a second later.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int]) -> None:
         super().__init__(address, _Handler)
         self.state = SandboxState()
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that goes away mid-call (a sync cancelled or stopped) is not the sandbox's
+        # error: only others are printed.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     @property
     def url(self) -> str:

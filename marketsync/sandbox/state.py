@@ -1,4 +1,4 @@
-"""What the sandbox remembers: issued tokens, reports, fault switches and call counts.
+"""What the sandbox remembers: issued tokens, reports, fault switches, call counts and times.
 
 Everything is keyed by the account a call acts for (the Amazon refresh token, the Walmart
 client id), so tests running in parallel against one sandbox never see each other's faults.
@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections import Counter
+import time
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 # IN_PROGRESS: a report that never finishes.
 REPORT_OUTCOMES = ("DONE", "CANCELLED", "FATAL", "IN_PROGRESS")
+# An account's timeline keeps its latest calls only.
+TIMELINE_LENGTH = 1000
 
 
 class Fault(Enum):
@@ -91,6 +94,7 @@ class SandboxState:
         self._lock = threading.Lock()
         self._faults: dict[str, Faults] = {}
         self._calls: dict[str, Counter[str]] = {}
+        self._timelines: dict[str, deque[tuple[str, float]]] = {}
         self._tokens: dict[str, TokenGrant] = {}
         self._reports: dict[str, Report] = {}
         self._documents: dict[str, str] = {}
@@ -107,11 +111,18 @@ class SandboxState:
         with self._lock:
             calls = self._calls.setdefault(account, Counter())
             calls[operation] += 1
+            timeline = self._timelines.setdefault(account, deque(maxlen=TIMELINE_LENGTH))
+            timeline.append((operation, time.monotonic()))
             return calls[operation]
 
     def stats(self, account: str) -> dict[str, int]:
         with self._lock:
             return dict(self._calls.get(account, Counter()))
+
+    def timeline(self, account: str) -> list[tuple[str, float]]:
+        """The account's latest calls in the order they came, each with when (monotonic)."""
+        with self._lock:
+            return list(self._timelines.get(account, ()))
 
     def issue_token(self, account: str, prefix: str) -> str:
         token = f"{prefix}|{secrets.token_urlsafe(24)}"

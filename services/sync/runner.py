@@ -1,18 +1,22 @@
-"""Running syncs: open a log with auth, pull a marketplace page by page, stream the products to
-the catalog while still fetching, heartbeat, and close the log with the outcome.
+"""Running syncs: claim queued syncs from auth, pull each marketplace catalogue page by page,
+write it to the catalog in full batches while still fetching, heartbeat, record the outcome.
 
-A sync runs as a background task of the replica that started it; its log's heartbeat is its
-lease (auth takes a log without a heartbeat for longer than the lease for dead). Credentials are
-read from auth for every sync, never kept: deleted or corrected credentials count at once.
+Syncs are durable work queued in auth. Every replica claims as many as it has room for
+(`max_concurrent`), runs each as an asyncio task (pacing and backoff are awaited, so a waiting
+sync holds no thread), and proves each alive with heartbeats under the run's claim. A run that
+fails in a way that may pass is handed back for another attempt; a stopping replica hands its
+runs back at once; a replica that dies loses its claims when their lease runs out. Credentials
+are read from auth for every run, never kept: deleted or corrected credentials count at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +34,6 @@ from services.sync.marketplaces import (
     MarketplaceError,
     MarketplaceProduct,
     StoredEnrichment,
-    pages_in_thread,
 )
 
 log = logging.getLogger(__name__)
@@ -39,10 +42,14 @@ log = logging.getLogger(__name__)
 NAMED_FAILURES = 5
 # Failed SKUs kept for the service log; beyond these they are only counted.
 KEPT_FAILURES = 100
-FINISH_ATTEMPTS = 3
+RECORD_ATTEMPTS = 3
+CATALOG_FAILURE = "the catalog could not store the products"
+CRASH = "the sync stopped on an internal error"
 
 # (marketplace, credentials, organization id, what earlier syncs stored) -> pages
-OpenCatalogue = Callable[[str, Mapping[str, str], int, StoredEnrichment], Iterator[CatalogPage]]
+OpenCatalogue = Callable[
+    [str, Mapping[str, str], int, StoredEnrichment], AsyncIterator[CatalogPage]
+]
 STORED_LOOKUP_SECONDS = 30
 
 
@@ -116,174 +123,233 @@ def _messages(products: list[MarketplaceProduct], progress: Progress) -> list[ca
     return messages
 
 
-class SyncRunner:
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended; `retry` hands a failed sync back for another attempt."""
+
+    status: str
+    error: str = ""
+    retry: bool = False
+
+
+class SyncWorker:
+    """Claims queued syncs from auth and runs them, at most `max_concurrent` at once."""
+
     def __init__(
         self,
         *,
         auth: auth_pb2_grpc.AuthInternalServiceStub,
         catalog: catalog_pb2_grpc.CatalogInternalServiceStub,
         open_catalogue: OpenCatalogue,
+        replica: str,
+        max_concurrent: int,
+        claim_interval_seconds: float = 2.0,
         heartbeat_seconds: float = 15.0,
         write_batch_size: int = 250,
     ) -> None:
         self._auth = auth
         self._catalog = catalog
         self._open_catalogue = open_catalogue
+        self._replica = replica
+        self._max_concurrent = max_concurrent
+        self._claim_interval = claim_interval_seconds
         self._heartbeat_seconds = heartbeat_seconds
         self._write_batch_size = write_batch_size
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._runs: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._stopping = False
 
-    async def start(
-        self,
-        *,
-        organization_id: int,
-        marketplace: str,
-        trigger: str,
-        started_by: int = 0,
-        not_started_within_seconds: int = 0,
+    async def enqueue(
+        self, *, organization_id: int, marketplace: str, trigger: str, started_by: int = 0
     ) -> sync_pb2.SyncLog:
-        """Open the sync's log and run it in the background; answers the running log."""
+        """Queue a sync; this replica looks for work at once."""
         validate_marketplace(marketplace)
-        stored = await self._auth.GetMarketplaceCredentials(
-            auth_pb2.GetMarketplaceCredentialsRequest(
-                organization_id=organization_id, marketplace=marketplace
-            ),
-            timeout=10,
-        )
-        credentials = dict(stored.credentials)
-        sync_log = await self._auth.StartSyncLog(
-            auth_pb2.StartSyncLogRequest(
+        sync_log = await self._auth.EnqueueSync(
+            auth_pb2.EnqueueSyncRequest(
                 organization_id=organization_id,
                 marketplace=marketplace,
                 trigger=trigger,
                 started_by_user_id=started_by,
-                not_started_within_seconds=not_started_within_seconds,
             ),
             timeout=10,
         )
-        self._spawn(self._run(organization_id, marketplace, sync_log.sync_id, credentials))
+        self._wake.set()
         log.info(
-            "sync started",
+            "sync queued",
             extra={"sync_id": sync_log.sync_id, "organization_id": organization_id,
                    "marketplace": marketplace, "trigger": trigger},
         )  # fmt: skip
         return sync_log
 
-    async def start_due(self, interval_seconds: int, jitter_seconds: int) -> list[sync_pb2.DueSync]:
-        """Schedule every due sync after a random delay within the jitter window."""
+    async def enqueue_due(self, interval_seconds: int, jitter_seconds: int) -> int:
+        """Queue every due sync (see auth's EnqueueDueSyncs); answers how many."""
         # Waits for auth to come up: in the local stack the scheduler's first pass starts with it.
-        answer = await self._auth.ListDueSyncs(
-            auth_pb2.ListDueSyncsRequest(interval_seconds=interval_seconds),
+        answer = await self._auth.EnqueueDueSyncs(
+            auth_pb2.EnqueueDueSyncsRequest(
+                interval_seconds=interval_seconds, jitter_seconds=jitter_seconds
+            ),
             timeout=30,
             wait_for_ready=True,
         )
-        for due in answer.due:
-            delay = random.uniform(0, jitter_seconds)  # noqa: S311 - spreading load, not secrecy
-            self._spawn(self._start_later(due, delay, interval_seconds))
-        return list(answer.due)
+        self._wake.set()
+        return len(answer.queued)
 
-    async def _start_later(self, due: sync_pb2.DueSync, delay: float, interval: int) -> None:
-        await asyncio.sleep(delay)
+    @property
+    def running(self) -> int:
+        return len(self._runs)
+
+    async def claim_forever(self) -> None:
+        """Claim queued syncs whenever there is room: at once after a run ends or a sync is
+        queued here, otherwise every claim interval (jittered, so replicas spread out)."""
+        while not self._stopping:
+            room = self._max_concurrent - len(self._runs)
+            if room > 0:
+                await self._claim(room)
+            self._wake.clear()
+            idle = None if len(self._runs) >= self._max_concurrent else self._claim_interval
+            pause = None if idle is None else idle * random.uniform(0.75, 1.25)  # noqa: S311
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), pause)
+
+    async def _claim(self, room: int) -> None:
         try:
-            await self.start(
-                organization_id=due.organization_id,
-                marketplace=due.marketplace,
-                trigger="scheduled",
-                not_started_within_seconds=interval,
+            answer = await self._auth.ClaimSyncs(
+                auth_pb2.ClaimSyncsRequest(replica=self._replica, max_syncs=room), timeout=10
             )
         except aio.AioRpcError as exc:
-            # Another replica started it first, or its credentials went away: nothing to do.
-            log.info(
-                "scheduled sync not started",
-                extra={"organization_id": due.organization_id, "marketplace": due.marketplace,
-                       "reason": exc.details()},
-            )  # fmt: skip
+            log.warning("could not claim queued syncs", extra={"detail": exc.details()})
+            return
+        for claimed in answer.claimed:
+            task = asyncio.create_task(self._run(claimed))
+            self._runs.add(task)
+            task.add_done_callback(self._run_ended)
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _run_ended(self, task: asyncio.Task[None]) -> None:
+        self._runs.discard(task)
+        self._wake.set()
 
     async def stop(self) -> None:
-        """Cancel running syncs; each records that it was interrupted (or, failing that, auth
-        fails it once its lease runs out)."""
-        for task in list(self._tasks):
+        """Stop claiming and hand every run under way back to the queue, for another replica
+        (or, failing that, auth queues them again once their lease runs out)."""
+        self._stopping = True
+        self._wake.set()
+        for task in list(self._runs):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._runs, return_exceptions=True)
 
-    async def _run(
-        self, organization_id: int, marketplace: str, sync_id: int, credentials: Mapping[str, str]
-    ) -> None:
+    async def _run(self, claimed: auth_pb2.ClaimedSync) -> None:
+        run = _Run(claimed.organization_id, claimed.log.sync_id, claimed.claim)
+        marketplace = claimed.log.marketplace
         progress = Progress()
         started = time.monotonic()
         lease_lost = asyncio.Event()
-        this_sync = asyncio.current_task()
-        assert this_sync is not None  # _run always runs as a task of its own
-        heartbeat = asyncio.create_task(
-            self._heartbeat(organization_id, sync_id, progress, lease_lost, this_sync)
-        )
-        status, error = "failed", ""
+        this_run = asyncio.current_task()
+        assert this_run is not None  # _run always runs as a task of its own
+        heartbeat = asyncio.create_task(self._heartbeat(run, progress, lease_lost, this_run))
+        log.info(
+            "sync started",
+            extra={"sync_id": run.sync_id, "organization_id": run.organization_id,
+                   "marketplace": marketplace, "attempt": claimed.log.attempt},
+        )  # fmt: skip
+        outcome = Outcome("failed", CRASH, retry=True)
         try:
-            await self._pull_into_catalog(organization_id, marketplace, credentials, progress)
-            status = "partial" if progress.failed else "succeeded"
-            error = progress.failure_summary() if progress.failed else ""
-        except MarketplaceError as exc:
-            error = exc.message
-        except aio.AioRpcError as exc:
-            log.warning("catalog write failed", extra={"sync_id": sync_id, "detail": exc.details()})
-            error = "the catalog could not store the products; start the sync again"
+            outcome = await self._outcome(run, marketplace, progress)
         except asyncio.CancelledError:
             if lease_lost.is_set():
-                # Auth already failed this log and may have started another sync: stop quietly.
-                log.warning("sync abandoned: its lease was lost", extra={"sync_id": sync_id})
-                return
-            error = "the sync was interrupted because the sync service stopped; start it again"
+                # Auth has taken the sync back and may have given it to another replica.
+                log.warning("sync abandoned: its lease was lost", extra={"sync_id": run.sync_id})
+            else:
+                # Shielded: a run cancelled by shutdown still hands its sync back.
+                await asyncio.shield(self._hand_back(run, progress))
             raise
-        except Exception:
-            log.exception("sync crashed", extra={"sync_id": sync_id})
-            error = "the sync stopped on an internal error; start it again"
         finally:
             heartbeat.cancel()
-            if not lease_lost.is_set():
-                # Shielded: a sync cancelled by shutdown still records why it ended.
-                await asyncio.shield(
-                    self._finish(organization_id, marketplace, sync_id, status, error, progress)
-                )
             log.info(
-                "sync finished",
-                extra={"sync_id": sync_id, "status": status, "fetched": progress.fetched,
-                       "written": progress.written, "unchanged": progress.unchanged,
-                       "failed": progress.failed,
+                "sync run ended",
+                extra={"sync_id": run.sync_id, "status": outcome.status, "retry": outcome.retry,
+                       "fetched": progress.fetched, "written": progress.written,
+                       "unchanged": progress.unchanged, "failed": progress.failed,
                        "duration_ms": int((time.monotonic() - started) * 1000)},
             )  # fmt: skip
+        await self._record(run, outcome, progress)
 
-    async def _finish(
-        self,
-        organization_id: int,
-        marketplace: str,
-        sync_id: int,
-        status: str,
-        error: str,
-        progress: Progress,
-    ) -> None:
+    async def _outcome(self, run: _Run, marketplace: str, progress: Progress) -> Outcome:
+        """Run the sync; every way it can end, as an outcome to record."""
+        try:
+            credentials = await self._auth.GetMarketplaceCredentials(
+                auth_pb2.GetMarketplaceCredentialsRequest(
+                    organization_id=run.organization_id, marketplace=marketplace
+                ),
+                timeout=10,
+            )
+        except aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                # Deleted, deactivated or unreadable since the sync was queued: say which.
+                return Outcome("failed", _without_field_prefix(exc.details() or ""))
+            return Outcome("failed", "the stored credentials could not be read", retry=True)
+        try:
+            await self._pull_into_catalog(
+                run.organization_id, marketplace, dict(credentials.credentials), progress
+            )
+        except MarketplaceError as exc:
+            return Outcome("failed", exc.message, retry=exc.retryable)
+        except aio.AioRpcError as exc:
+            log.warning(
+                "catalog write failed", extra={"sync_id": run.sync_id, "detail": exc.details()}
+            )
+            return Outcome("failed", CATALOG_FAILURE, retry=True)
+        except Exception:
+            log.exception("sync crashed", extra={"sync_id": run.sync_id})
+            return Outcome("failed", CRASH, retry=True)
+        if progress.failed:
+            return Outcome("partial", progress.failure_summary())
+        return Outcome("succeeded")
+
+    async def _record(self, run: _Run, outcome: Outcome, progress: Progress) -> None:
         for sku, message in progress.failures:
-            log.warning("item failed", extra={"sync_id": sync_id, "sku": sku, "reason": message})
-        request = auth_pb2.FinishSyncLogRequest(
-            organization_id=organization_id,
-            sync_id=sync_id,
-            status=status,
-            counts=progress.counts(),
-            error=error,
+            log.warning(
+                "item failed", extra={"sync_id": run.sync_id, "sku": sku, "reason": message}
+            )
+        await self._tell_auth(
+            run,
+            "FinishSyncLog",
+            auth_pb2.FinishSyncLogRequest(
+                organization_id=run.organization_id,
+                sync_id=run.sync_id,
+                claim=run.claim,
+                status=outcome.status,
+                counts=progress.counts(),
+                error=outcome.error,
+                retry=outcome.retry,
+            ),
         )
-        for attempt in range(FINISH_ATTEMPTS):
+
+    async def _hand_back(self, run: _Run, progress: Progress) -> None:
+        await self._tell_auth(
+            run,
+            "ReleaseSyncLog",
+            auth_pb2.ReleaseSyncLogRequest(
+                organization_id=run.organization_id,
+                sync_id=run.sync_id,
+                claim=run.claim,
+                counts=progress.counts(),
+            ),
+        )
+        log.info("sync handed back to the queue", extra={"sync_id": run.sync_id})
+
+    async def _tell_auth(self, run: _Run, method: str, request: Any) -> None:
+        """Record with auth, retrying while it is unavailable; if that fails, the lease runs
+        out and auth queues the sync again."""
+        for attempt in range(RECORD_ATTEMPTS):
             try:
-                await self._auth.FinishSyncLog(request, timeout=30)
+                await getattr(self._auth, method)(request, timeout=30)
                 return
             except aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt + 1 == FINISH_ATTEMPTS:
-                    # Auth fails the log once its lease runs out; a new sync can start then.
-                    log.error("could not record the sync's outcome", extra={"sync_id": sync_id,
-                              "status": status, "detail": exc.details()})  # fmt: skip
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt + 1 == RECORD_ATTEMPTS:
+                    log.error(
+                        "could not record the sync run", extra={"sync_id": run.sync_id,
+                        "call": method, "detail": exc.details()},
+                    )  # fmt: skip
                     return
                 await asyncio.sleep(2**attempt)
 
@@ -294,84 +360,128 @@ class SyncRunner:
         credentials: Mapping[str, str],
         progress: Progress,
     ) -> None:
+        writer = _CatalogWriter(self._catalog, organization_id, marketplace)
+        batch: list[catalog_pb2.Product] = []
         pages = self._open_catalogue(
             marketplace, credentials, organization_id, self._stored_enrichment(organization_id)
         )
-        # No deadline: a first Amazon sync of a large catalogue takes hours (Catalog Items is
-        # paced at 40 products/s); keepalive finds a dead connection.
-        call = self._catalog.WriteSyncedProducts()
         try:
-            async for page in pages_in_thread(pages):
-                progress.fetched += len(page.products) + len(page.skipped)
-                progress.add_failures((item.sku, item.message) for item in page.skipped)
-                for start in range(0, len(page.products), self._write_batch_size):
-                    batch = page.products[start : start + self._write_batch_size]
-                    request = catalog_pb2.WriteSyncedProductsRequest(
-                        organization_id=organization_id,
-                        marketplace=marketplace,
-                        products=_messages(batch, progress),
-                    )
-                    try:
-                        await call.write(request)
-                    except asyncio.InvalidStateError:
-                        await call  # the catalog ended the call: raise its status instead
-                        raise
-            await call.done_writing()
-            result = await call
+            async with contextlib.aclosing(pages):
+                async for page in pages:
+                    progress.fetched += len(page.products) + len(page.skipped)
+                    progress.add_failures((item.sku, item.message) for item in page.skipped)
+                    batch.extend(_messages(page.products, progress))
+                    # Full batches across marketplace pages: fewer, fuller catalog writes.
+                    while len(batch) >= self._write_batch_size:
+                        await writer.write(batch[: self._write_batch_size])
+                        del batch[: self._write_batch_size]
+            if batch:
+                await writer.write(batch)
+            result = await writer.close()
         except BaseException:
-            call.cancel()
+            writer.cancel()
             raise
         progress.written = result.written
         progress.unchanged = result.unchanged
         progress.add_failures(((f.sku, f.message) for f in result.failed), result.failed_count)
 
     def _stored_enrichment(self, organization_id: int) -> StoredEnrichment:
-        """A lookup the marketplace client calls from its worker thread; the catalog answers
-        on this event loop."""
-        loop = asyncio.get_running_loop()
-
         async def stored(skus: list[str]) -> dict[str, tuple[str, Enrichment]]:
-            answer = await self._catalog.GetStoredProducts(
-                catalog_pb2.GetStoredProductsRequest(organization_id=organization_id, skus=skus),
-                timeout=STORED_LOOKUP_SECONDS,
-            )
+            try:
+                answer = await self._catalog.GetStoredProducts(
+                    catalog_pb2.GetStoredProductsRequest(
+                        organization_id=organization_id, skus=skus
+                    ),
+                    timeout=STORED_LOOKUP_SECONDS,
+                )
+            except aio.AioRpcError as exc:
+                # Only a saving: without it these products are enriched from Amazon again.
+                log.warning("stored products could not be read", extra={"detail": exc.details()})
+                return {}
             return {
                 p.sku: (p.asin, Enrichment(p.brand, p.category, p.image_url))
                 for p in answer.products
             }
 
-        def lookup(skus: list[str]) -> dict[str, tuple[str, Enrichment]]:
-            future = asyncio.run_coroutine_threadsafe(stored(skus), loop)
-            try:
-                return future.result(STORED_LOOKUP_SECONDS)
-            except (aio.AioRpcError, TimeoutError) as exc:
-                # Only a saving: without it these products are enriched from Amazon again.
-                log.warning("stored products could not be read", extra={"detail": str(exc)})
-                return {}
-
-        return lookup
+        return stored
 
     async def _heartbeat(
-        self,
-        organization_id: int,
-        sync_id: int,
-        progress: Progress,
-        lease_lost: asyncio.Event,
-        sync: asyncio.Task[None],
+        self, run: _Run, progress: Progress, lease_lost: asyncio.Event, task: asyncio.Task[None]
     ) -> None:
-        """Extend the lease every few seconds; cancel the sync if auth says it has ended."""
+        """Extend the lease every few seconds; cancel the run if auth has taken the sync back."""
         while True:
             await asyncio.sleep(self._heartbeat_seconds)
             try:
                 await self._auth.HeartbeatSyncLog(
                     auth_pb2.HeartbeatSyncLogRequest(
-                        organization_id=organization_id, sync_id=sync_id, counts=progress.counts()
+                        organization_id=run.organization_id,
+                        sync_id=run.sync_id,
+                        claim=run.claim,
+                        counts=progress.counts(),
                     ),
                     timeout=10,
                 )
             except aio.AioRpcError as exc:
-                log.warning("heartbeat failed", extra={"sync_id": sync_id, "detail": exc.details()})
+                log.warning(
+                    "heartbeat failed", extra={"sync_id": run.sync_id, "detail": exc.details()}
+                )
                 if exc.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
                     lease_lost.set()
-                    sync.cancel()
+                    task.cancel()
                     return
+
+
+@dataclass(frozen=True)
+class _Run:
+    organization_id: int
+    sync_id: int
+    claim: str
+
+
+class _CatalogWriter:
+    """The catalog write stream, opened when the first batch is ready: a sync that spends
+    minutes reading a marketplace before its first full batch holds no idle stream."""
+
+    def __init__(
+        self,
+        catalog: catalog_pb2_grpc.CatalogInternalServiceStub,
+        organization_id: int,
+        marketplace: str,
+    ) -> None:
+        self._catalog = catalog
+        self._organization_id = organization_id
+        self._marketplace = marketplace
+        self._call: Any = None
+
+    async def write(self, products: list[catalog_pb2.Product]) -> None:
+        if self._call is None:
+            # No deadline: a first Amazon sync of a large catalogue takes hours (Catalog Items
+            # is paced at 40 products/s); keepalive finds a dead connection.
+            self._call = self._catalog.WriteSyncedProducts()
+        request = catalog_pb2.WriteSyncedProductsRequest(
+            organization_id=self._organization_id,
+            marketplace=self._marketplace,
+            products=products,
+        )
+        try:
+            await self._call.write(request)
+        except asyncio.InvalidStateError:
+            await self._call  # the catalog ended the call: raise its status instead
+            raise
+
+    async def close(self) -> catalog_pb2.WriteSyncedProductsResponse:
+        if self._call is None:
+            return catalog_pb2.WriteSyncedProductsResponse()
+        await self._call.done_writing()
+        result: catalog_pb2.WriteSyncedProductsResponse = await self._call
+        return result
+
+    def cancel(self) -> None:
+        if self._call is not None:
+            self._call.cancel()
+
+
+def _without_field_prefix(details: str) -> str:
+    """Auth's message names the request field ("marketplace: ..."); the seller needs the rest."""
+    field_name, separator, rest = details.partition(": ")
+    return rest if separator and field_name.isidentifier() else details

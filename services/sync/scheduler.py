@@ -1,8 +1,9 @@
-"""Start the due syncs of every organization once (for a Kubernetes CronJob).
+"""Queue the due syncs of every organization once (for a Kubernetes CronJob).
 
-Asks a sync replica (SYNC_ADDRESS) to start, spread over SYNC_JITTER_SECONDS, each sync whose
-organization and marketplace has active credentials and no sync started within
-SYNC_INTERVAL_SECONDS. Several schedulers at once start each due sync once.
+Asks auth (AUTH_ADDRESS) to queue a sync of each organization and marketplace that has active
+credentials and no sync queued within SYNC_INTERVAL_SECONDS, each to run after a random delay
+within SYNC_JITTER_SECONDS. Sync replicas claim them from the queue; no particular replica is
+needed. Several schedulers at once queue each due sync once.
 
 Run: python -m services.sync.scheduler
 """
@@ -15,10 +16,10 @@ import logging
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from marketsync.auth.v1 import auth_pb2, auth_pb2_grpc
 from marketsync.config import MIN_SECRET_LENGTH, load_settings
 from marketsync.logs import configure_logging
 from marketsync.service_auth import ServiceCredential, internal_channel
-from marketsync.sync.v1 import sync_pb2, sync_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 class SchedulerSettings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
 
-    sync_address: str = Field(min_length=1)
+    auth_address: str = Field(min_length=1)
     internal_service_key: str = Field(min_length=MIN_SECRET_LENGTH)
     sync_interval_seconds: int = Field(default=21_600, gt=0)
     sync_jitter_seconds: int = Field(default=300, ge=0)
@@ -37,15 +38,15 @@ async def main() -> None:
     settings = load_settings(SchedulerSettings)
     configure_logging("scheduler", settings.log_level)
     credential = ServiceCredential(settings.internal_service_key, "scheduler")
-    async with internal_channel(settings.sync_address, credential) as channel:
-        answer = await sync_pb2_grpc.SyncInternalServiceStub(channel).StartDueSyncs(
-            sync_pb2.StartDueSyncsRequest(
+    async with internal_channel(settings.auth_address, credential) as channel:
+        answer = await auth_pb2_grpc.AuthInternalServiceStub(channel).EnqueueDueSyncs(
+            auth_pb2.EnqueueDueSyncsRequest(
                 interval_seconds=settings.sync_interval_seconds,
                 jitter_seconds=settings.sync_jitter_seconds,
             ),
             timeout=60,
         )
-    log.info("scheduled due syncs", extra={"count": len(answer.scheduled)})
+    log.info("queued due syncs", extra={"count": len(answer.queued)})
 
 
 if __name__ == "__main__":

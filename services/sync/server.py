@@ -1,4 +1,4 @@
-"""The sync service: wiring of settings, marketplace clients, runner, scheduler and server.
+"""The sync service: wiring of settings, marketplace clients, worker, scheduler and server.
 
 Run: python -m services.sync.server
 """
@@ -6,9 +6,10 @@ Run: python -m services.sync.server
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+import os
+import socket
+from collections.abc import AsyncIterator, Mapping
 
 from grpc import aio
 from pydantic import Field
@@ -32,18 +33,11 @@ from services.sync.marketplaces import (
     WalmartCatalog,
     WalmartEndpoints,
 )
-from services.sync.runner import OpenCatalogue, SyncRunner
-from services.sync.servicer import SyncInternalServicer, SyncServicer
+from services.sync.runner import OpenCatalogue, SyncWorker
+from services.sync.servicer import SyncServicer
 
-SERVICE_NAMES = tuple(
-    sync_pb2.DESCRIPTOR.services_by_name[name].full_name
-    for name in ("SyncService", "SyncInternalService")
-)
+SERVICE_NAMES = (sync_pb2.DESCRIPTOR.services_by_name["SyncService"].full_name,)
 log = logging.getLogger(__name__)
-# The CronJob's scheduler asks a replica to start due syncs; nothing else calls in.
-INTERNAL_CALLERS = {
-    "/marketsync.sync.v1.SyncInternalService/StartDueSyncs": frozenset({"scheduler"})
-}
 
 
 class SyncSettings(ServiceSettings):
@@ -54,11 +48,16 @@ class SyncSettings(ServiceSettings):
     amazon_sp_api_endpoint: str = ""
     amazon_lwa_token_url: str = ""
     walmart_api_base_url: str = ""
-    # Seconds between scheduled syncs of an organization's marketplace, run by this process;
+    # Seconds between scheduled syncs of an organization's marketplace, queued by this process;
     # 0 leaves scheduling to an outside scheduler (the Kubernetes CronJob).
     sync_schedule_interval_seconds: int = Field(default=0, ge=0)
     sync_schedule_jitter_seconds: int = Field(default=60, ge=0)
     sync_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    # Syncs this replica runs at once. A waiting sync holds no thread, only its state (about
+    # 10 MB for a 50,000-product Walmart catalogue while stock and items are joined).
+    sync_max_concurrent: int = Field(default=100, ge=1)
+    # How often an idle replica looks for queued syncs.
+    sync_claim_interval_seconds: float = Field(default=2.0, gt=0)
 
 
 def catalogue_opener(settings: SyncSettings, pacer: Pacer) -> OpenCatalogue:
@@ -76,7 +75,7 @@ def catalogue_opener(settings: SyncSettings, pacer: Pacer) -> OpenCatalogue:
         credentials: Mapping[str, str],
         organization_id: int,
         stored_enrichment: StoredEnrichment,
-    ) -> Iterator[CatalogPage]:
+    ) -> AsyncIterator[CatalogPage]:
         account = str(organization_id)
         if marketplace == AMAZON:
             return AmazonCatalog(
@@ -87,14 +86,14 @@ def catalogue_opener(settings: SyncSettings, pacer: Pacer) -> OpenCatalogue:
     return open_catalogue
 
 
-async def schedule_forever(runner: SyncRunner, interval: int, jitter: int) -> None:
-    """Look for due syncs a few times per interval; auth makes sure each starts once."""
+async def schedule_forever(worker: SyncWorker, interval: int, jitter: int) -> None:
+    """Queue due syncs a few times per interval; auth queues each once."""
     tick = max(10, min(interval // 4, 300))
     while True:
         try:
-            await runner.start_due(interval, jitter)
+            await worker.enqueue_due(interval, jitter)
         except aio.AioRpcError as exc:
-            log.warning("scheduler could not list due syncs", extra={"detail": exc.details()})
+            log.warning("scheduler could not queue due syncs", extra={"detail": exc.details()})
         await asyncio.sleep(tick)
 
 
@@ -105,38 +104,40 @@ async def main() -> None:
     auth_channel = internal_channel(settings.auth_address, credential)
     catalog_channel = internal_channel(settings.catalog_address, credential)
     auth = auth_pb2_grpc.AuthInternalServiceStub(auth_channel)
-    runner = SyncRunner(
+    worker = SyncWorker(
         auth=auth,
         catalog=catalog_pb2_grpc.CatalogInternalServiceStub(catalog_channel),
         open_catalogue=catalogue_opener(settings, Pacer()),
+        # The pod's name in Kubernetes; the process id tells local replicas apart.
+        replica=f"{socket.gethostname()}:{os.getpid()}",
+        max_concurrent=settings.sync_max_concurrent,
+        claim_interval_seconds=settings.sync_claim_interval_seconds,
         heartbeat_seconds=settings.sync_heartbeat_seconds,
     )
     page_tokens = PageTokenSigner(derive_key(settings.jwt_secret, "sync logs"))
 
     def register(server: aio.Server) -> None:
         sync_pb2_grpc.add_SyncServiceServicer_to_server(
-            SyncServicer(runner, auth, page_tokens), server
-        )
-        sync_pb2_grpc.add_SyncInternalServiceServicer_to_server(
-            SyncInternalServicer(runner), server
+            SyncServicer(worker, auth, page_tokens), server
         )
 
-    scheduler = None
+    background = [asyncio.create_task(worker.claim_forever())]
     if settings.sync_schedule_interval_seconds:
-        scheduler = asyncio.create_task(
-            schedule_forever(
-                runner,
-                settings.sync_schedule_interval_seconds,
-                settings.sync_schedule_jitter_seconds,
+        background.append(
+            asyncio.create_task(
+                schedule_forever(
+                    worker,
+                    settings.sync_schedule_interval_seconds,
+                    settings.sync_schedule_jitter_seconds,
+                )
             )
         )
 
     async def stop_background_work() -> None:
-        if scheduler is not None:
-            scheduler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await scheduler
-        await runner.stop()
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await worker.stop()
         await auth_channel.close()
         await catalog_channel.close()
 
@@ -145,7 +146,6 @@ async def main() -> None:
         service_names=SERVICE_NAMES,
         register=register,
         check_session=RemoteSessionChecker(auth),
-        internal_callers=INTERNAL_CALLERS,
         on_stop=[stop_background_work],
     )
 

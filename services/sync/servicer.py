@@ -9,7 +9,7 @@ from marketsync.errors import InvalidArgument
 from marketsync.identity import current_identity
 from marketsync.page_tokens import PageTokenSigner
 from marketsync.sync.v1 import sync_pb2, sync_pb2_grpc
-from services.sync.runner import SyncRunner
+from services.sync.runner import SyncWorker
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
@@ -18,11 +18,11 @@ MAX_PAGE_SIZE = 100
 class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
     def __init__(
         self,
-        runner: SyncRunner,
+        worker: SyncWorker,
         auth: auth_pb2_grpc.AuthInternalServiceStub,
         page_tokens: PageTokenSigner,
     ) -> None:
-        self._runner = runner
+        self._worker = worker
         self._auth = auth
         self._page_tokens = page_tokens
 
@@ -31,7 +31,7 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
     ) -> sync_pb2.StartSyncResponse:
         identity = current_identity()
         identity.require_role("member")
-        sync_log = await self._runner.start(
+        sync_log = await self._worker.enqueue(
             organization_id=identity.organization_id,
             marketplace=request.marketplace,
             trigger="manual",
@@ -77,16 +77,3 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
             else ""
         )
         return sync_pb2.ListSyncLogsResponse(logs=page.logs, next_page_token=next_token)
-
-
-class SyncInternalServicer(sync_pb2_grpc.SyncInternalServiceServicer):
-    def __init__(self, runner: SyncRunner) -> None:
-        self._runner = runner
-
-    async def StartDueSyncs(
-        self, request: sync_pb2.StartDueSyncsRequest, context: aio.ServicerContext
-    ) -> sync_pb2.StartDueSyncsResponse:
-        if request.interval_seconds <= 0:
-            raise InvalidArgument("interval_seconds: must be positive")
-        scheduled = await self._runner.start_due(request.interval_seconds, request.jitter_seconds)
-        return sync_pb2.StartDueSyncsResponse(scheduled=scheduled)

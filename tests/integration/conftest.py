@@ -43,6 +43,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "GATEWAY_PORT": str(free_port()),
         "BCRYPT_ROUNDS": "4",  # the cost factor is config; tests need not pay production's
         "SYNC_SCHEDULE_INTERVAL_SECONDS": "0",
+        # Short leases and backoffs, so hand-overs and retries happen within a test.
+        "SYNC_LEASE_SECONDS": "6",
+        "SYNC_HEARTBEAT_SECONDS": "1",
+        "SYNC_RETRY_BACKOFF_SECONDS": "1",
+        "SYNC_CLAIM_INTERVAL_SECONDS": "0.5",
     }
     try:
         running = start_stack(data_dir, overrides, log_sink=tail)

@@ -88,7 +88,7 @@ def save_credentials(api: Api, seller: Seller, marketplace: str, fields: dict[st
 def start_sync(api: Api, token: str, marketplace: str) -> str:
     started = api.call("POST", "/api/sync", {"marketplace": marketplace}, token=token)
     assert started.status == 200, started.body
-    assert started.body["status"] == "running", started.body
+    assert started.body["status"] == "queued", started.body
     return str(started.body["sync_id"])
 
 
@@ -104,6 +104,20 @@ def wait_for_sync(
             return dict(answer.body)
         assert time.monotonic() < give_up, f"sync {sync_id} still running: {answer.body}"
         time.sleep(0.25)
+
+
+def wait_for_status(
+    api: Api, token: str, sync_id: str, status: str, deadline: float = 30.0
+) -> dict[str, Any]:
+    """The sync's log once it shows `status`."""
+    give_up = time.monotonic() + deadline
+    while True:
+        answer = api.call("GET", f"/api/sync/{sync_id}", token=token)
+        assert answer.status == 200, answer.body
+        if answer.body["status"] == status:
+            return dict(answer.body)
+        assert time.monotonic() < give_up, f"sync {sync_id} is not {status}: {answer.body}"
+        time.sleep(0.1)
 
 
 def run_sync(api: Api, seller: Seller, marketplace: str) -> dict[str, Any]:

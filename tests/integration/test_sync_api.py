@@ -26,6 +26,7 @@ from tests.integration.sync_support import (
     save_credentials,
     start_sync,
     token_in_role,
+    wait_for_status,
     wait_for_sync,
     walmart_credentials,
 )
@@ -66,11 +67,11 @@ def assert_whole_catalogue(api: Api, seller: Seller, marketplace: str, account_n
 # Starting and reading a sync
 
 
-def test_a_sync_answers_running_then_shows_its_outcome_and_counts(api: Api) -> None:
+def test_a_sync_answers_queued_then_shows_its_outcome_and_counts(api: Api) -> None:
     seller, client_id = walmart_seller(api)
     started = api.call("POST", "/api/sync", {"marketplace": "walmart"}, token=seller.token)
     assert started.status == 200, started.body
-    assert started.body["status"] == "running"
+    assert started.body["status"] == "queued"
     assert isinstance(started.body["sync_id"], str) and started.body["sync_id"]
 
     log = wait_for_sync(api, seller.token, started.body["sync_id"])
@@ -79,8 +80,8 @@ def test_a_sync_answers_running_then_shows_its_outcome_and_counts(api: Api) -> N
     assert log["status"] == "succeeded", log
     assert (log["items_fetched"], log["items_written"]) == (SMALL, SMALL), log
     assert (log["items_unchanged"], log["items_failed"], log["error"]) == (0, 0, ""), log
-    assert log["started_at"] <= log["finished_at"], log
-    assert log["duration_ms"] >= 0
+    assert log["queued_at"] <= log["started_at"] <= log["finished_at"], log
+    assert (log["duration_ms"] >= 0, log["attempt"]) == (True, 1), log
     assert_whole_catalogue(api, seller, "walmart", client_id)
 
 
@@ -100,18 +101,16 @@ def test_a_running_sync_is_shown_running_and_a_second_start_gets_409(
     sandbox.set_faults(client_id, delay_seconds={"getAllItems": 1})
     sync_id = start_sync(api, seller.token, "walmart")
 
-    running = api.call("GET", f"/api/sync/{sync_id}", token=seller.token)
-    assert running.status == 200, running.body
-    assert running.body["status"] == "running", running.body
-    assert running.body["marketplace"] == "walmart"
-    assert running.body["started_at"] and "finished_at" not in running.body, running.body
-    assert (running.body["items_written"], running.body["error"]) == (0, "")
+    running = wait_for_status(api, seller.token, sync_id, "running")
+    assert running["marketplace"] == "walmart"
+    assert running["started_at"] and "finished_at" not in running, running
+    assert (running["items_written"], running["error"], running["attempt"]) == (0, "", 1)
 
     assert_error(
         api.call("POST", "/api/sync", {"marketplace": "walmart"}, token=seller.token),
         409,
         "walmart",
-        "already running",
+        "already queued or running",
     )
     # Another marketplace of the same organization is its own sync.
     save_credentials(api, seller, "amazon", amazon_credentials(account("Atzr|sync", 0)))
@@ -335,14 +334,16 @@ def test_a_cancelled_amazon_report_is_an_empty_catalogue(api: Api, sandbox: Sand
     assert all_products(api, seller.token) == []
 
 
-def test_a_fatal_amazon_report_fails_the_sync_saying_to_try_later(
+def test_a_sync_whose_three_attempts_fail_ends_failed_with_the_last_reason(
     api: Api, sandbox: Sandbox
 ) -> None:
     seller, refresh_token = amazon_seller(api)
+    # A FATAL report may pass on another try: the sync is retried, then fails for good.
     sandbox.set_faults(refresh_token, report_outcome="FATAL")
     log = run_sync(api, seller, "amazon")
-    assert log["status"] == "failed", log
+    assert (log["status"], log["attempt"]) == ("failed", 3), log
     assert "FATAL" in log["error"] and "try again later" in log["error"], log
+    assert sandbox.calls(refresh_token)["createReport"] == 3
     assert all_products(api, seller.token) == []
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import time
+import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from decimal import Decimal
 
 import httpx
@@ -33,9 +33,9 @@ def sandbox() -> Iterator[SandboxHandle]:
         yield handle
 
 
-def shortened_sleep(seconds: float) -> None:
+async def shortened_sleep(seconds: float) -> None:
     # Report polling pauses 0.5 s, then 1 s: a hundredth keeps every Amazon test fast.
-    time.sleep(seconds / 100)
+    await asyncio.sleep(seconds / 100)
 
 
 @pytest.fixture
@@ -71,7 +71,27 @@ def call_counts(sandbox: SandboxHandle, account: str) -> dict[str, int]:
     return answer.json()["calls"]
 
 
-def collect(pages: Iterator[CatalogPage]) -> tuple[dict[str, MarketplaceProduct], list]:
+def timeline(sandbox: SandboxHandle, account: str) -> list[tuple[str, float]]:
+    """The account's calls in the order the sandbox got them, each with its time.monotonic()."""
+    answer = httpx.get(f"{sandbox.url}/_sandbox/stats", params={"account": account})
+    answer.raise_for_status()
+    return [(operation, at) for operation, at in answer.json()["timeline"]]
+
+
+def read(pages: AsyncIterator[CatalogPage]) -> list[CatalogPage]:
+    """Every page, driven by an event loop of its own."""
+
+    async def read_all() -> list[CatalogPage]:
+        return [page async for page in pages]
+
+    return asyncio.run(read_all())
+
+
+def collect(pages: AsyncIterator[CatalogPage]) -> tuple[dict[str, MarketplaceProduct], list]:
+    return joined(read(pages))
+
+
+def joined(pages: Iterable[CatalogPage]) -> tuple[dict[str, MarketplaceProduct], list]:
     products: dict[str, MarketplaceProduct] = {}
     skipped = []
     for page in pages:

@@ -3,28 +3,40 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import IO, Any
 
 import pytest
 
 from marketsync.sandbox import SandboxHandle
 from marketsync.sandbox.catalogue import amazon_catalogue
 from services.sync.marketplaces import (
+    AMAZON_RATES,
     DEFAULT_RATES,
     AmazonCatalog,
     AmazonEndpoints,
+    CatalogPage,
     MarketplaceError,
     Pacer,
     Rate,
-    pages_in_thread,
 )
-from services.sync.marketplaces.amazon import AccessTokenCache, report_poll_pauses
+from services.sync.marketplaces.amazon import (
+    REPORT_POLL_PAUSES_SECONDS,
+    AccessTokenCache,
+    report_poll_pauses,
+)
 from services.sync.marketplaces.records import Enrichment, StoredEnrichment, nothing_stored
 from tests.sync.conftest import (
     FAST_BACKOFF,
     call_counts,
     collect,
     expected_amazon,
+    joined,
+    read,
     set_faults,
+    timeline,
     unique_account,
 )
 
@@ -58,9 +70,9 @@ def test_a_catalogue_of_two_thousand_arrives_complete_and_right(
     sandbox: SandboxHandle, amazon_endpoints: AmazonEndpoints, pacer: Pacer
 ) -> None:
     seller = unique_account("complete", 2000)
-    pages = list(catalog_of(seller, amazon_endpoints, pacer).pages())
+    pages = read(catalog_of(seller, amazon_endpoints, pacer).pages())
 
-    products, skipped = collect(iter(pages))
+    products, skipped = joined(pages)
     assert skipped == []
     assert products == expected_amazon(seller)
     assert all(0 < len(page.products) <= 100 for page in pages)
@@ -110,6 +122,7 @@ def test_throttling_that_never_ends_fails_after_bounded_attempts(
     with pytest.raises(MarketplaceError) as failure:
         collect(catalog_of(seller, amazon_endpoints, pacer).pages())
     assert failure.value.message == "Amazon kept throttling after 6 attempts; try again later"
+    assert failure.value.retryable
     assert call_counts(sandbox, seller)["searchCatalogItems"] == 6
 
 
@@ -119,7 +132,7 @@ def test_a_cancelled_report_means_an_empty_catalogue(
     seller = unique_account("cancelled", 100)
     set_faults(sandbox, seller, report_outcome="CANCELLED")
 
-    assert list(catalog_of(seller, amazon_endpoints, pacer).pages()) == []
+    assert read(catalog_of(seller, amazon_endpoints, pacer).pages()) == []
 
 
 def test_a_fatal_report_fails_the_sync(
@@ -128,8 +141,9 @@ def test_a_fatal_report_fails_the_sync(
     seller = unique_account("fatal", 100)
     set_faults(sandbox, seller, report_outcome="FATAL")
 
-    with pytest.raises(MarketplaceError, match="Amazon report ended FATAL"):
-        list(catalog_of(seller, amazon_endpoints, pacer).pages())
+    with pytest.raises(MarketplaceError, match="Amazon report ended FATAL") as failure:
+        read(catalog_of(seller, amazon_endpoints, pacer).pages())
+    assert failure.value.retryable
 
 
 class FakeClock:
@@ -142,7 +156,7 @@ class FakeClock:
     def __call__(self) -> float:
         return self.now
 
-    def sleep(self, seconds: float) -> None:
+    async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
 
@@ -180,8 +194,9 @@ def test_a_report_that_never_finishes_fails_after_an_hour_of_polling(
     clock = FakeClock()
 
     with pytest.raises(MarketplaceError) as failure:
-        list(catalog_of(seller, amazon_endpoints, fake_time_pacer(clock)).pages())
+        read(catalog_of(seller, amazon_endpoints, fake_time_pacer(clock)).pages())
 
+    assert failure.value.retryable
     assert failure.value.message.startswith("Amazon did not finish report ")
     assert failure.value.message.endswith(" within an hour; try again later")
     assert 3570 <= clock.now <= 3600
@@ -215,6 +230,7 @@ def test_a_page_token_handed_back_again_ends_the_sync_instead_of_looping(
     with pytest.raises(MarketplaceError) as failure:
         collect(catalog_of(seller, amazon_endpoints, pacer).pages())
     assert failure.value.message == message
+    assert failure.value.retryable
     assert call_counts(sandbox, seller)[operation] == 2
 
 
@@ -237,8 +253,10 @@ def test_a_token_rejected_as_soon_as_issued_fails_clearly(
     seller = unique_account("always-expired", 100)
     set_faults(sandbox, seller, token_expires_after=0)
 
-    with pytest.raises(MarketplaceError, match="rejected a freshly issued access token"):
-        list(catalog_of(seller, amazon_endpoints, pacer).pages())
+    with pytest.raises(MarketplaceError, match="rejected a freshly issued access token") as failure:
+        read(catalog_of(seller, amazon_endpoints, pacer).pages())
+    assert not failure.value.retryable
+    # FBA inventory and the report are read at once: still one fresh token between them.
     assert call_counts(sandbox, seller)["lwaToken"] == 2
 
 
@@ -303,8 +321,9 @@ def test_a_rejected_client_id_fails_with_a_clear_message(
 
     with pytest.raises(
         MarketplaceError, match=r"rejected the LWA client id or secret \(invalid_client\)"
-    ):
-        list(catalog.pages())
+    ) as failure:
+        read(catalog.pages())
+    assert not failure.value.retryable
 
 
 def test_a_revoked_refresh_token_asks_the_seller_to_reconnect(
@@ -313,10 +332,11 @@ def test_a_revoked_refresh_token_asks_the_seller_to_reconnect(
     seller = unique_account("revoked", 10)
 
     with pytest.raises(MarketplaceError) as failure:
-        list(catalog_of(seller, amazon_endpoints, pacer).pages())
+        read(catalog_of(seller, amazon_endpoints, pacer).pages())
     assert failure.value.message == (
         "Amazon rejected the refresh token (invalid_grant): reconnect your Amazon account"
     )
+    assert not failure.value.retryable
 
 
 def test_missing_credentials_are_named() -> None:
@@ -327,21 +347,6 @@ def test_missing_credentials_are_named() -> None:
             Pacer(),
             account="org",
         )
-
-
-def test_pages_can_be_consumed_from_asyncio(
-    amazon_endpoints: AmazonEndpoints, pacer: Pacer
-) -> None:
-    seller = unique_account("async", 250)
-
-    async def consume() -> list:
-        return [
-            page
-            async for page in pages_in_thread(catalog_of(seller, amazon_endpoints, pacer).pages())
-        ]
-
-    products, _ = collect(iter(asyncio.run(consume())))
-    assert products == expected_amazon(seller)
 
 
 def test_access_tokens_are_reused_until_shortly_before_they_expire() -> None:
@@ -359,12 +364,31 @@ def test_access_tokens_are_reused_until_shortly_before_they_expire() -> None:
     again = tokens.get(key, fetch)
     now[0] = 3545.0
     renewed = tokens.get(key, fetch)
-    tokens.drop(key)
+    tokens.drop(key, renewed)
     after_drop = tokens.get(key, fetch)
 
     assert first == again == {"access_token": "Atza|1", "expires_in": 3600}
     assert renewed["access_token"] == "Atza|2"
     assert after_drop["access_token"] == "Atza|3"
+
+
+def test_a_refused_token_that_was_replaced_already_is_not_dropped() -> None:
+    tokens = AccessTokenCache(clock=lambda: 0.0)
+    fetched: list[int] = []
+
+    def fetch() -> dict:
+        fetched.append(1)
+        return {"access_token": f"Atza|{len(fetched)}", "expires_in": 3600}
+
+    key = ("https://lwa/token", "app", "refresh")
+    refused = tokens.get(key, fetch)
+    tokens.drop(key, refused)
+    replacement = tokens.get(key, fetch)
+    # A second call that had sent the refused token hears of it only now.
+    tokens.drop(key, refused)
+
+    assert tokens.get(key, fetch) is replacement
+    assert len(fetched) == 2
 
 
 def test_a_resync_reuses_stored_enrichment_of_unchanged_asins(
@@ -375,7 +399,7 @@ def test_a_resync_reuses_stored_enrichment_of_unchanged_asins(
     asked_first = call_counts(sandbox, seller)["searchCatalogItems"]
     moved = "AMZ-000007"  # as if the seller had mapped this SKU to another ASIN since
 
-    def stored(skus: list[str]) -> dict[str, tuple[str, Enrichment]]:
+    async def stored(skus: list[str]) -> dict[str, tuple[str, Enrichment]]:
         return {
             sku: (
                 "B0OLDASIN0" if sku == moved else first[sku].asin,
@@ -413,3 +437,107 @@ def test_a_cached_access_token_is_not_handed_to_whoever_lacks_the_client_secret(
     collect(intruder.pages())
     # The intruder had to ask LWA itself (which, in the sandbox, accepts any secret).
     assert call_counts(sandbox, seller)["lwaToken"] == tokens_before + 1
+
+
+def test_fba_inventory_is_read_while_the_report_is_made_and_pages_are_enriched(
+    sandbox: SandboxHandle, amazon_endpoints: AmazonEndpoints
+) -> None:
+    seller = unique_account("overlapped", 600)
+    # Each operation paced on a bucket of its own. FBA inventory's 4 pages at 5/s take longer
+    # than making the report, so Catalog Items calls start before they are all read.
+    rates = {operation: Rate(50, 1) for operation in AMAZON_RATES}
+    rates["getInventorySummaries"] = Rate(5, 1)
+
+    async def sleep(seconds: float) -> None:
+        # Real pacing; report polls pause 50 ms, not 0.5 s and 1 s.
+        await asyncio.sleep(min(seconds, 0.05))
+
+    pacer = Pacer(rates, sleep=sleep)
+
+    products, _ = collect(catalog_of(seller, amazon_endpoints, pacer).pages())
+
+    assert products == expected_amazon(seller)
+    calls = timeline(sandbox, seller)
+    operations = [operation for operation, _ in calls]
+    assert operations.index("getInventorySummaries") < operations.index("getReportDocument")
+    last_inventory_call = max(at for operation, at in calls if operation == "getInventorySummaries")
+    first_catalog_call = min(at for operation, at in calls if operation == "searchCatalogItems")
+    # Enriching did not wait for FBA inventory; only building a page with FBA listings does.
+    assert first_catalog_call < last_inventory_call
+    assert operations.count("getInventorySummaries") == 4
+
+
+def test_fba_inventory_failing_does_not_matter_when_no_listing_is_fba(
+    sandbox: SandboxHandle, amazon_endpoints: AmazonEndpoints, pacer: Pacer
+) -> None:
+    seller = unique_account("no-fba", 0)
+    # FBA inventory fails for good while the report is still being made.
+    set_faults(
+        sandbox,
+        seller,
+        throttle_every={"getInventorySummaries": 1},
+        delay_seconds={"getReport": 0.1},
+    )
+
+    assert read(catalog_of(seller, amazon_endpoints, pacer).pages()) == []
+    assert call_counts(sandbox, seller)["getInventorySummaries"] == 6
+
+
+def recording_temporary_files(monkeypatch: pytest.MonkeyPatch) -> list[IO[bytes]]:
+    opened: list[IO[bytes]] = []
+    temporary_file = tempfile.TemporaryFile
+
+    def recorded(*args: Any, **options: Any) -> IO[bytes]:
+        opened.append(temporary_file(*args, **options))
+        return opened[-1]
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", recorded)
+    return opened
+
+
+def test_a_consumer_that_stops_early_leaves_nothing_running_or_open(
+    amazon_endpoints: AmazonEndpoints, pacer: Pacer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seller = unique_account("stops-early", 500)
+    opened = recording_temporary_files(monkeypatch)
+
+    async def first_page_only() -> tuple[CatalogPage, set[asyncio.Task[object]]]:
+        async with aclosing(catalog_of(seller, amazon_endpoints, pacer).pages()) as pages:
+            page = await anext(pages)
+        return page, asyncio.all_tasks() - {asyncio.current_task()}
+
+    page, left_running = asyncio.run(first_page_only())
+
+    assert len(page.products) == 100
+    assert left_running == set()
+    assert [report.closed for report in opened] == [True]
+
+
+def test_a_sync_cancelled_while_the_report_is_made_leaves_nothing_running(
+    sandbox: SandboxHandle, amazon_endpoints: AmazonEndpoints
+) -> None:
+    seller = unique_account("cancelled", 3000)
+    set_faults(sandbox, seller, report_outcome="IN_PROGRESS")
+
+    async def cancel_while_polling() -> set[asyncio.Task[object]]:
+        polling = asyncio.Event()
+
+        async def sleep(seconds: float) -> None:
+            # The second pause between polls: nothing else here waits this long.
+            if seconds >= REPORT_POLL_PAUSES_SECONDS[1]:
+                polling.set()
+            await asyncio.sleep(seconds / 100)
+
+        catalog = catalog_of(seller, amazon_endpoints, Pacer(DEFAULT_RATES, sleep=sleep))
+        task = asyncio.create_task(read_all(catalog.pages()))
+        await polling.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return asyncio.all_tasks() - {asyncio.current_task()}
+
+    async def read_all(pages: AsyncIterator[CatalogPage]) -> list[CatalogPage]:
+        return [page async for page in pages]
+
+    # FBA inventory, read alongside the report, stopped with the sync.
+    assert asyncio.run(cancel_while_polling()) == set()

@@ -11,14 +11,16 @@ import pytest
 
 from services.sync.marketplaces import MarketplaceError, MarketplaceProduct, SkippedItem
 from services.sync.marketplaces.amazon import (
+    _FbaStock,
     _fulfillable,
     _listing,
     _ReportDocument,
     _ReportRow,
     _rows,
+    _stock_of,
 )
 from services.sync.marketplaces.records import MAX_QUANTITY, parse_quantity, to_cents
-from services.sync.marketplaces.walmart import _available_to_sell, _page
+from services.sync.marketplaces.walmart import _available_to_sell, _Join
 
 HEADER = "seller-sku\titem-name\tprice\tquantity\tfulfillment-channel\tasin1"
 
@@ -82,10 +84,9 @@ def report(*lines: str | bytes, compression: str | None = "GZIP") -> list[_Repor
     return list(_rows(raw, _ReportDocument("https://report", compression), "cp1252"))
 
 
-def listings(*lines: str | bytes, fba_stock: dict | None = None) -> list:
+def listings(*lines: str | bytes) -> list:
     return [
-        row if isinstance(row, SkippedItem) else _listing(row, fba_stock or {})
-        for row in report(HEADER, *lines)
+        row if isinstance(row, SkippedItem) else _listing(row) for row in report(HEADER, *lines)
     ]
 
 
@@ -140,20 +141,25 @@ def test_a_line_too_long_to_read_is_skipped_and_the_rest_read() -> None:
 def test_a_damaged_report_fails_with_a_message_for_the_seller() -> None:
     raw = io.BytesIO(gzip.compress(HEADER.encode())[:-12])
 
-    with pytest.raises(MarketplaceError, match="listings report arrived damaged"):
+    with pytest.raises(MarketplaceError, match="listings report arrived damaged") as failure:
         list(_rows(raw, _ReportDocument("https://report", "GZIP"), "cp1252"))
+    assert failure.value.retryable
 
 
 def test_fba_listings_whose_fulfillable_quantity_is_unreadable_are_skipped() -> None:
     details = {"SKU-1": {"fulfillableQuantity": 7}, "SKU-2": {"fulfillableQuantity": "²"}}
     details |= {"SKU-3": {"fulfillableQuantity": 2**31}, "SKU-4": None}
-    stock = {sku: _fulfillable(sku, summary) for sku, summary in details.items()}
+    stock = _FbaStock()
+    for sku, summary in details.items():
+        stock.add(sku, _fulfillable(sku, summary))
 
-    results = listings(
-        *(f"SKU-{n}\tBox\t1.00\t\tAMAZON_NA\tB0{n}" for n in range(1, 5)), fba_stock=stock
-    )
+    results = [
+        _stock_of(listing, stock)
+        for listing in listings(*(f"SKU-{n}\tBox\t1.00\t\tAMAZON_NA\tB0{n}" for n in range(1, 6)))
+    ]
 
-    assert [getattr(result, "quantity", None) for result in results] == [7, None, None, 0]
+    # SKU-4's summary has no details and SKU-5 has no summary at all: neither has FBA stock.
+    assert (results[0], results[3], results[4]) == (7, 0, 0)
     assert results[1] == SkippedItem(
         "SKU-2",
         "Amazon's FBA inventory gives the fulfillable quantity '²', not a whole number from 0 "
@@ -175,7 +181,10 @@ def walmart_item(**changes: object) -> dict[str, object]:
 
 
 def walmart_outcome(item: object, stock: dict | None = None) -> MarketplaceProduct | SkippedItem:
-    page = _page([item], stock or {})
+    join = _Join()
+    join.add_stock((stock or {}).items())
+    join.complete_stock()
+    page = join.add_items([item])
     [outcome] = page.products + page.skipped
     return outcome
 
@@ -253,3 +262,22 @@ def test_walmart_stock_that_is_not_a_whole_count_skips_the_item(amount: object) 
     assert skipped.sku == "WM-1"
     assert skipped.message.startswith("Walmart gives the available-to-sell quantity ")
     assert skipped.message.endswith(f"not a whole number from 0 to {MAX_QUANTITY}")
+
+
+def test_fba_stock_is_kept_to_the_report_s_fba_skus_once_they_are_known() -> None:
+    stock = _FbaStock()
+    stock.add("SKU-1", 4)
+    stock.add("ARCHIVED", 9)
+
+    stock.keep_only({"SKU-1", "SKU-2"})
+    stock.add("SKU-2", 5)
+    stock.add("ALSO-ARCHIVED", 1)
+
+    skus = ("SKU-1", "SKU-2", "ARCHIVED", "ALSO-ARCHIVED")
+    assert {sku: stock.quantity(sku) for sku in skus} == {
+        "SKU-1": 4,
+        "SKU-2": 5,
+        "ARCHIVED": 0,
+        "ALSO-ARCHIVED": 0,
+    }
+    assert stock._quantities == {"SKU-1": 4, "SKU-2": 5}

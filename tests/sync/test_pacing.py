@@ -1,6 +1,9 @@
-"""Pacing and retrying, on a fake clock: nothing here waits for real."""
+"""Pacing and retrying, on a fake clock: nothing here waits for real but the event-loop test."""
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -25,7 +28,7 @@ class FakeClock:
     def __call__(self) -> float:
         return self.now
 
-    def sleep(self, seconds: float) -> None:
+    async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
 
@@ -39,23 +42,30 @@ def paced(clock: FakeClock, rates: dict[str, Rate]) -> Pacer:
     return Pacer(rates, clock=clock, sleep=clock.sleep)
 
 
+def wait_in_turn(pacer: Pacer, *calls: tuple[str, str]) -> None:
+    """Waits for each (account, operation) in turn, as one sync making those calls would."""
+
+    async def in_turn() -> None:
+        for account, operation in calls:
+            await pacer.wait(account, operation)
+
+    asyncio.run(in_turn())
+
+
 def test_a_burst_goes_at_once_then_calls_come_at_the_rate(clock: FakeClock) -> None:
     pacer = paced(clock, {"searchCatalogItems": Rate(2, 2)})
 
-    for _ in range(5):
-        pacer.wait("org-1", "searchCatalogItems")
+    wait_in_turn(pacer, *[("org-1", "searchCatalogItems")] * 5)
 
     assert clock.sleeps == [0.5, 0.5, 0.5]
 
 
 def test_idle_time_refills_the_bucket_up_to_its_burst(clock: FakeClock) -> None:
     pacer = paced(clock, {"getReport": Rate(2, 15)})
-    for _ in range(15):
-        pacer.wait("org-1", "getReport")
+    wait_in_turn(pacer, *[("org-1", "getReport")] * 15)
     clock.now += 60
 
-    for _ in range(15):
-        pacer.wait("org-1", "getReport")
+    wait_in_turn(pacer, *[("org-1", "getReport")] * 15)
 
     assert clock.sleeps == []
 
@@ -63,8 +73,7 @@ def test_idle_time_refills_the_bucket_up_to_its_burst(clock: FakeClock) -> None:
 def test_create_report_allows_fifteen_then_one_a_minute(clock: FakeClock) -> None:
     pacer = paced(clock, dict(AMAZON_RATES))
 
-    for _ in range(16):
-        pacer.wait("org-1", "createReport")
+    wait_in_turn(pacer, *[("org-1", "createReport")] * 16)
 
     assert clock.sleeps == [pytest.approx(1 / 0.0167)]
 
@@ -72,11 +81,15 @@ def test_create_report_allows_fifteen_then_one_a_minute(clock: FakeClock) -> Non
 def test_accounts_have_their_own_buckets_and_operations_too(clock: FakeClock) -> None:
     pacer = paced(clock, {"getAllItems": Rate(1, 1), "getInventories": Rate(1, 1)})
 
-    pacer.wait("org-1", "getAllItems")
-    pacer.wait("org-2", "getAllItems")
-    pacer.wait("org-1", "getInventories")
+    wait_in_turn(
+        pacer, ("org-1", "getAllItems"), ("org-2", "getAllItems"), ("org-1", "getInventories")
+    )
 
     assert clock.sleeps == []
+
+
+async def nothing() -> None:
+    return None
 
 
 def test_syncs_of_one_account_share_its_bucket(clock: FakeClock) -> None:
@@ -85,10 +98,29 @@ def test_syncs_of_one_account_share_its_bucket(clock: FakeClock) -> None:
         Caller("Walmart", "org-1", pacer, Backoff(), refresh_token=lambda: None) for _ in range(2)
     )
 
-    first.call("getAllItems", lambda: None)
-    second.call("getAllItems", lambda: None)
+    async def both() -> None:
+        await first.call("getAllItems", nothing)
+        await second.call("getAllItems", nothing)
+
+    asyncio.run(both())
 
     assert clock.sleeps == [1.0]
+
+
+def test_a_paced_wait_leaves_the_event_loop_to_other_syncs() -> None:
+    pacer = Pacer({"getAllItems": Rate(20, 1)})
+
+    async def scenario() -> tuple[bool, bool]:
+        await pacer.wait("org-1", "getAllItems")
+        waiting = asyncio.create_task(pacer.wait("org-1", "getAllItems"))
+        await asyncio.sleep(0)
+        # Another account's call goes at once while org-1 waits its 50 ms.
+        await pacer.wait("org-2", "getAllItems")
+        waited_meanwhile = not waiting.done()
+        await waiting
+        return waited_meanwhile, waiting.done()
+
+    assert asyncio.run(scenario()) == (True, True)
 
 
 def test_backoff_grows_exponentially_with_jitter_up_to_a_ceiling() -> None:
@@ -109,10 +141,10 @@ def caller(clock: FakeClock, *, refresh: list[str] | None = None) -> Caller:
     )
 
 
-def failing(times: int, failure: Exception) -> object:
+def failing(times: int, failure: Exception) -> Callable[[], Awaitable[str]]:
     remaining = [times]
 
-    def attempt() -> str:
+    async def attempt() -> str:
         if remaining[0]:
             remaining[0] -= 1
             raise failure
@@ -122,7 +154,7 @@ def failing(times: int, failure: Exception) -> object:
 
 
 def test_transient_failures_are_retried_after_growing_pauses(clock: FakeClock) -> None:
-    result = caller(clock).call("getAllItems", failing(3, Transient("throttling")))
+    result = asyncio.run(caller(clock).call("getAllItems", failing(3, Transient("throttling"))))
 
     assert result == "page"
     assert clock.sleeps == [0.75, 1.5, 3.0]
@@ -130,18 +162,19 @@ def test_transient_failures_are_retried_after_growing_pauses(clock: FakeClock) -
 
 def test_retries_are_bounded_and_the_failure_is_named(clock: FakeClock) -> None:
     with pytest.raises(MarketplaceError) as failure:
-        caller(clock).call("getAllItems", failing(10, Transient("throttling")))
+        asyncio.run(caller(clock).call("getAllItems", failing(10, Transient("throttling"))))
 
     assert failure.value.message == "Walmart kept throttling after 4 attempts; try again later"
     assert failure.value.marketplace == "walmart"
+    assert failure.value.retryable
     assert len(clock.sleeps) == 3
 
 
 def test_a_rejected_token_is_refreshed_once_and_the_call_goes_on(clock: FakeClock) -> None:
     refreshes: list[str] = []
 
-    result = caller(clock, refresh=refreshes).call(
-        "getAllItems", failing(1, TokenRejected("expired"))
+    result = asyncio.run(
+        caller(clock, refresh=refreshes).call("getAllItems", failing(1, TokenRejected("expired")))
     )
 
     assert result == "page"
@@ -152,14 +185,22 @@ def test_a_rejected_token_is_refreshed_once_and_the_call_goes_on(clock: FakeCloc
 def test_a_fresh_token_rejected_again_ends_the_sync(clock: FakeClock) -> None:
     refreshes: list[str] = []
 
-    with pytest.raises(MarketplaceError, match="rejected a freshly issued access token"):
-        caller(clock, refresh=refreshes).call("getAllItems", failing(2, TokenRejected("expired")))
+    with pytest.raises(MarketplaceError, match="rejected a freshly issued access token") as failure:
+        asyncio.run(
+            caller(clock, refresh=refreshes).call(
+                "getAllItems", failing(2, TokenRejected("expired"))
+            )
+        )
     assert refreshes == ["refreshed"]
+    # The seller has to reconnect: the same sync again would fail the same way.
+    assert not failure.value.retryable
 
 
 def test_other_errors_are_not_retried(clock: FakeClock) -> None:
     with pytest.raises(MarketplaceError, match="nope"):
-        caller(clock).call("getAllItems", failing(1, MarketplaceError("walmart", "nope")))
+        asyncio.run(
+            caller(clock).call("getAllItems", failing(1, MarketplaceError("walmart", "nope")))
+        )
     assert clock.sleeps == []
 
 
@@ -171,6 +212,7 @@ def test_page_cursors_end_at_an_empty_cursor_and_refuse_one_seen_before() -> Non
         cursors.follow("a")
     assert failure.value.message == "Walmart kept returning the same page; try again later"
     assert failure.value.marketplace == "walmart"
+    assert failure.value.retryable
 
 
 def test_the_first_cursor_counts_as_seen() -> None:
@@ -178,3 +220,8 @@ def test_the_first_cursor_counts_as_seen() -> None:
 
     with pytest.raises(MarketplaceError, match="same page"):
         cursors.follow("*")
+
+
+def test_marketplace_errors_are_not_retryable_unless_said() -> None:
+    assert not MarketplaceError("amazon", "Amazon refused createReport").retryable
+    assert MarketplaceError("amazon", "Amazon report ended FATAL", retryable=True).retryable

@@ -1,10 +1,9 @@
-"""The sync runner against stand-ins for auth and the catalog: outcomes, counts and leases."""
+"""The sync worker against stand-ins for auth and the catalog: outcomes, counts, claims, leases."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -14,8 +13,13 @@ from grpc import aio
 from marketsync.auth.v1 import auth_pb2
 from marketsync.catalog.v1 import catalog_pb2
 from marketsync.sync.v1 import sync_pb2
-from services.sync.marketplaces import CatalogPage, MarketplaceProduct, StoredEnrichment
-from services.sync.runner import SyncRunner
+from services.sync.marketplaces import (
+    CatalogPage,
+    MarketplaceError,
+    MarketplaceProduct,
+    StoredEnrichment,
+)
+from services.sync.runner import SyncWorker
 
 
 def product(sku: str, quantity: int = 1) -> MarketplaceProduct:
@@ -31,16 +35,39 @@ def rpc_error(code: grpc.StatusCode) -> aio.AioRpcError:
 
 
 class FakeAuth:
-    def __init__(self, heartbeat_error: grpc.StatusCode | None = None) -> None:
+    """Hands out one claimed sync, then nothing; records what the worker tells it."""
+
+    def __init__(
+        self,
+        heartbeat_error: grpc.StatusCode | None = None,
+        credentials_error: grpc.StatusCode | None = None,
+    ) -> None:
         self.heartbeat_error = heartbeat_error
+        self.credentials_error = credentials_error
+        self.to_claim = [
+            auth_pb2.ClaimedSync(
+                organization_id=1,
+                log=sync_pb2.SyncLog(sync_id=7, marketplace="walmart", status="running", attempt=1),
+                claim="claim-1",
+            )
+        ]
+        self.claim_requests: list[auth_pb2.ClaimSyncsRequest] = []
         self.finished: list[auth_pb2.FinishSyncLogRequest] = []
+        self.released: list[auth_pb2.ReleaseSyncLogRequest] = []
         self.finish_errors: list[grpc.StatusCode] = []
 
-    async def GetMarketplaceCredentials(self, request: Any, **_: Any) -> Any:
-        return auth_pb2.GetMarketplaceCredentialsResponse(credentials={"client_id": "c"})
+    async def ClaimSyncs(self, request: auth_pb2.ClaimSyncsRequest, **_: Any) -> Any:
+        self.claim_requests.append(request)
+        claimed, self.to_claim = self.to_claim[: request.max_syncs], []
+        return auth_pb2.ClaimSyncsResponse(claimed=claimed)
 
-    async def StartSyncLog(self, request: Any, **_: Any) -> sync_pb2.SyncLog:
-        return sync_pb2.SyncLog(sync_id=7, marketplace=request.marketplace, status="running")
+    async def GetMarketplaceCredentials(self, request: Any, **_: Any) -> Any:
+        if self.credentials_error:
+            raise aio.AioRpcError(
+                self.credentials_error, aio.Metadata(), aio.Metadata(),
+                "marketplace: no walmart credentials are saved",
+            )  # fmt: skip
+        return auth_pb2.GetMarketplaceCredentialsResponse(credentials={"client_id": "c"})
 
     async def HeartbeatSyncLog(self, request: Any, **_: Any) -> Any:
         if self.heartbeat_error:
@@ -52,6 +79,10 @@ class FakeAuth:
             raise rpc_error(self.finish_errors.pop(0))
         self.finished.append(request)
         return sync_pb2.SyncLog()
+
+    async def ReleaseSyncLog(self, request: auth_pb2.ReleaseSyncLogRequest, **_: Any) -> Any:
+        self.released.append(request)
+        return auth_pb2.ReleaseSyncLogResponse()
 
 
 class FakeStream:
@@ -86,29 +117,57 @@ class FakeCatalog:
         return catalog_pb2.GetStoredProductsResponse()
 
 
-def run_sync(auth: FakeAuth, catalog: FakeCatalog, pages: Iterator[CatalogPage]) -> None:
+async def paged(pages: Iterable[CatalogPage], pause: float = 0) -> AsyncIterator[CatalogPage]:
+    for page in pages:
+        await asyncio.sleep(pause)
+        yield page
+
+
+def worker_for(
+    auth: FakeAuth,
+    catalog: FakeCatalog,
+    pages: AsyncIterator[CatalogPage] | Callable[[], AsyncIterator[CatalogPage]],
+    **options: Any,
+) -> SyncWorker:
+    """A worker whose syncs read `pages` (a factory when it runs several)."""
+
     def open_catalogue(
         marketplace: str, credentials: Mapping[str, str], org: int, stored: StoredEnrichment
-    ) -> Iterator[CatalogPage]:
-        return pages
+    ) -> AsyncIterator[CatalogPage]:
+        return pages() if callable(pages) else pages
+
+    return SyncWorker(
+        auth=auth,  # type: ignore[arg-type]
+        catalog=catalog,  # type: ignore[arg-type]
+        open_catalogue=open_catalogue,
+        replica="test-replica",
+        max_concurrent=options.pop("max_concurrent", 4),
+        claim_interval_seconds=0.01,
+        heartbeat_seconds=0.01,
+        **options,
+    )
+
+
+def run_sync(auth: FakeAuth, catalog: FakeCatalog, pages: AsyncIterator[CatalogPage]) -> None:
+    """Claim the one sync auth hands out and run it to its end."""
 
     async def scenario() -> None:
-        runner = SyncRunner(
-            auth=auth,  # type: ignore[arg-type]
-            catalog=catalog,  # type: ignore[arg-type]
-            open_catalogue=open_catalogue,
-            heartbeat_seconds=0.01,
-        )
-        await runner.start(organization_id=1, marketplace="walmart", trigger="manual")
-        await asyncio.wait_for(asyncio.gather(*runner._tasks), timeout=10)
+        worker = worker_for(auth, catalog, pages)
+        claiming = asyncio.create_task(worker.claim_forever())
+        try:
+            while not auth.claim_requests or worker.running:  # noqa: ASYNC110 - polling stand-ins
+                await asyncio.sleep(0.01)
+        finally:
+            claiming.cancel()
+            await worker.stop()
 
-    asyncio.run(scenario())
+    asyncio.run(asyncio.wait_for(scenario(), timeout=10))
 
 
 def test_a_value_the_catalog_cannot_hold_fails_that_sku_alone() -> None:
     auth = FakeAuth()
     catalog = FakeCatalog(catalog_pb2.WriteSyncedProductsResponse(written=1))
-    run_sync(auth, catalog, iter([CatalogPage(products=[product("OK"), product("BIG", 2**40)])]))
+    run_sync(auth, catalog, paged([CatalogPage(products=[product("OK"), product("BIG", 2**40)])]))
 
     assert [p.sku for p in catalog.stream.written] == ["OK"]
     [finished] = auth.finished
@@ -121,7 +180,7 @@ def test_failures_beyond_those_named_are_counted() -> None:
     named = [catalog_pb2.FailedProduct(sku=f"S{n}", message="bad") for n in range(100)]
     answer = catalog_pb2.WriteSyncedProductsResponse(failed=named, failed_count=500)
     auth = FakeAuth()
-    run_sync(auth, FakeCatalog(answer), iter([CatalogPage(products=[product("A")])]))
+    run_sync(auth, FakeCatalog(answer), paged([CatalogPage(products=[product("A")])]))
 
     [finished] = auth.finished
     assert finished.counts.items_failed == 500
@@ -130,22 +189,94 @@ def test_failures_beyond_those_named_are_counted() -> None:
 
 
 def test_a_lost_lease_stops_the_sync_without_recording_an_outcome() -> None:
-    release = threading.Event()
-
-    def slow_pages() -> Iterator[CatalogPage]:
-        release.wait(5)
-        yield CatalogPage(products=[product("A")])
-
     auth = FakeAuth(heartbeat_error=grpc.StatusCode.FAILED_PRECONDITION)
-    try:
-        run_sync(auth, FakeCatalog(), slow_pages())
-    finally:
-        release.set()
-    assert auth.finished == []
+    run_sync(auth, FakeCatalog(), paged([CatalogPage(products=[product("A")])], pause=5))
+    assert (auth.finished, auth.released) == ([], [])
 
 
 def test_recording_the_outcome_is_retried_while_auth_is_unavailable() -> None:
     auth = FakeAuth()
     auth.finish_errors = [grpc.StatusCode.UNAVAILABLE]
-    run_sync(auth, FakeCatalog(), iter([CatalogPage(products=[product("A")])]))
-    assert [f.status for f in auth.finished] == ["succeeded"]
+    run_sync(auth, FakeCatalog(), paged([CatalogPage(products=[product("A")])]))
+    assert [(f.status, f.claim) for f in auth.finished] == [("succeeded", "claim-1")]
+
+
+def test_products_fill_whole_write_batches_across_marketplace_pages() -> None:
+    catalog = FakeCatalog()
+    batches: list[int] = []
+
+    async def write(request: catalog_pb2.WriteSyncedProductsRequest) -> None:
+        batches.append(len(request.products))
+
+    catalog.stream.write = write  # type: ignore[method-assign]
+    pages = [
+        CatalogPage(products=[product(f"S{page}-{n}") for n in range(50)]) for page in range(11)
+    ]
+
+    async def scenario() -> None:
+        worker = worker_for(FakeAuth(), catalog, paged(pages), write_batch_size=250)
+        claiming = asyncio.create_task(worker.claim_forever())
+        await asyncio.sleep(0.3)
+        claiming.cancel()
+        await worker.stop()
+
+    asyncio.run(scenario())
+    assert batches == [250, 250, 50]
+
+
+def test_a_retryable_marketplace_failure_asks_for_another_attempt() -> None:
+    async def failing() -> AsyncIterator[CatalogPage]:
+        raise MarketplaceError(
+            "walmart", "Walmart kept throttling; try again later", retryable=True
+        )
+        yield CatalogPage()
+
+    auth = FakeAuth()
+    run_sync(auth, FakeCatalog(), failing())
+    [finished] = auth.finished
+    assert (finished.status, finished.retry) == ("failed", True)
+    assert finished.error == "Walmart kept throttling; try again later"
+
+
+def test_credentials_gone_since_queueing_fail_the_sync_for_good() -> None:
+    auth = FakeAuth(credentials_error=grpc.StatusCode.FAILED_PRECONDITION)
+    run_sync(auth, FakeCatalog(), paged([]))
+    [finished] = auth.finished
+    assert (finished.status, finished.retry) == ("failed", False)
+    assert finished.error == "no walmart credentials are saved"
+
+
+def test_a_stopping_worker_hands_its_runs_back() -> None:
+    auth = FakeAuth()
+
+    async def scenario() -> None:
+        worker = worker_for(auth, FakeCatalog(), paged([CatalogPage()], pause=5))
+        claiming = asyncio.create_task(worker.claim_forever())
+        while not worker.running:  # noqa: ASYNC110 - polling stand-ins
+            await asyncio.sleep(0.01)
+        claiming.cancel()
+        await worker.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), timeout=5))
+    assert [(r.sync_id, r.claim) for r in auth.released] == [(7, "claim-1")]
+    assert auth.finished == []
+
+
+def test_a_worker_claims_only_what_it_has_room_for() -> None:
+    auth = FakeAuth()
+    auth.to_claim = auth.to_claim * 3
+
+    async def scenario() -> int:
+        worker = worker_for(
+            auth, FakeCatalog(), lambda: paged([CatalogPage()], pause=5), max_concurrent=2
+        )
+        claiming = asyncio.create_task(worker.claim_forever())
+        await asyncio.sleep(0.2)
+        running = worker.running
+        claiming.cancel()
+        await worker.stop()
+        return running
+
+    assert asyncio.run(scenario()) == 2
+    # Full, it waits for a run to end instead of asking again.
+    assert [request.max_syncs for request in auth.claim_requests] == [2]

@@ -1,16 +1,14 @@
 """Clients that read a seller's whole catalogue from a marketplace, page by page.
 
-`AmazonCatalog(...).pages()` and `WalmartCatalog(...).pages()` are blocking iterators of
-`CatalogPage`s (each a bounded list of products plus the items that had to be skipped); an
-asyncio caller drives one from a worker thread with `pages_in_thread`. Failures that end a
-sync raise `MarketplaceError`, whose message is for the seller.
+`AmazonCatalog(...).pages()` and `WalmartCatalog(...).pages()` are async iterators of
+`CatalogPage`s (each a bounded list of products plus the items that had to be skipped). Every
+wait is awaited on the event loop, so a sync that waits holds no thread. Iterate one inside
+`contextlib.aclosing`: stopping early or being cancelled then cancels and awaits everything it
+started. Failures that end a sync raise `MarketplaceError`, whose message is for the seller and
+whose `retryable` says whether the same sync started again later may succeed.
 """
 
 from __future__ import annotations
-
-import asyncio
-from collections.abc import AsyncIterator, Iterator
-from typing import TypeVar, cast
 
 from marketsync.marketplaces import AMAZON, WALMART
 from services.sync.marketplaces.amazon import AmazonCatalog
@@ -34,8 +32,6 @@ from services.sync.marketplaces.records import (
 )
 from services.sync.marketplaces.walmart import WalmartCatalog
 
-T = TypeVar("T")
-
 __all__ = [
     "AMAZON",
     "AMAZON_RATES",
@@ -55,28 +51,4 @@ __all__ = [
     "StoredEnrichment",
     "WalmartCatalog",
     "WalmartEndpoints",
-    "pages_in_thread",
 ]
-
-_EXHAUSTED = object()
-
-
-async def pages_in_thread(pages: Iterator[T]) -> AsyncIterator[T]:
-    """Drives a blocking iterator from a worker thread, one item at a time, for asyncio code.
-
-    Cancelled while the worker is inside the iterator, it leaves the iterator to finish that
-    step and be collected: closing a generator that is running raises instead.
-    """
-    in_worker = False
-    try:
-        while True:
-            in_worker = True
-            item = await asyncio.to_thread(next, pages, _EXHAUSTED)
-            in_worker = False
-            if item is _EXHAUSTED:
-                return
-            yield cast(T, item)
-    finally:
-        close = getattr(pages, "close", None)
-        if close is not None and not in_worker:
-            await asyncio.to_thread(close)

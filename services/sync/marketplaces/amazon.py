@@ -1,13 +1,19 @@
-"""An Amazon seller's whole catalogue, through SP-API (python-amazon-sp-api).
+"""An Amazon seller's whole catalogue, through SP-API (python-amazon-sp-api), from asyncio.
 
 The listings report (GET_MERCHANT_LISTINGS_ALL_DATA) is the complete catalogue in one gzip
-TSV. It is downloaded to a temporary file, then read in pages: each page gets the FBA stock of
-its FBA listings and is enriched with brand, category and main image from Catalog Items, 20
-ASINs a call, so a sync holds one page at a time, never the catalogue.
+TSV. It is downloaded to a temporary file, then read in pages: each page is enriched with brand,
+category and main image from Catalog Items, 20 ASINs a call, and its FBA listings get their
+stock from FBA inventory, so a sync holds one page at a time, never the catalogue.
+
+Each operation has a rate limit of its own, so the phases overlap: FBA inventory is read from
+the start, while the report is made and pages are enriched; only a page with FBA listings waits
+for it. sp_api blocks, so each of its calls runs in a worker thread; every wait (pacing,
+backoff, report polling) is awaited on the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import csv
 import gzip
@@ -19,7 +25,7 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -31,7 +37,7 @@ import httpx
 from sp_api.api import CatalogItems, Inventories, Reports
 from sp_api.auth import AccessTokenClient, AccessTokenResponse
 from sp_api.auth.exceptions import AuthorizationError
-from sp_api.base import ApiResponse, SellingApiException
+from sp_api.base import ApiResponse, Client, SellingApiException
 from sp_api.base.credential_provider import FromCodeCredentialProvider
 
 from marketsync.marketplaces import AMAZON
@@ -55,6 +61,7 @@ from services.sync.marketplaces.records import (
     nothing_stored,
     parse_quantity,
     shown,
+    tls_context,
     to_cents,
 )
 
@@ -89,8 +96,6 @@ CURRENCIES = {
     "A21TJRUUN4KGV": "INR",
 }
 NO_DATA = "sending answers without data"
-# Stock per FBA SKU: the fulfillable count, or why it cannot be read.
-FbaStock = dict[str, int | SkippedItem]
 
 
 class AccessTokenCache:
@@ -114,12 +119,17 @@ class AccessTokenCache:
             if self._clock() >= renew_at:
                 token = fetch()
                 lifetime = float(token.get("expires_in") or 3600)
-                self._tokens[key] = (token, self._clock() + lifetime - TOKEN_RENEWAL_MARGIN_SECONDS)
+                renew_at = self._clock() + lifetime - TOKEN_RENEWAL_MARGIN_SECONDS
+                with self._guard:
+                    self._tokens[key] = (token, renew_at)
             return token
 
-    def drop(self, key: tuple[str, str, str]) -> None:
+    def drop(self, key: tuple[str, str, str], token: dict[str, Any]) -> None:
+        """Forgets the token, unless another call has replaced it already: calls made at once
+        that are all refused the same token then fetch one new token, not one each."""
         with self._guard:
-            self._tokens.pop(key, None)
+            if key in self._tokens and self._tokens[key][0] is token:
+                del self._tokens[key]
 
 
 access_tokens = AccessTokenCache()
@@ -135,7 +145,13 @@ def token_key(
 
 
 class _LwaTokenClient(AccessTokenClient):
-    """sp_api's token client, pointed at the configured LWA URL and using `access_tokens`."""
+    """sp_api's token client, pointed at the configured LWA URL and using `access_tokens`.
+
+    sp_api gives every API client a token client of its own; it remembers the token it last
+    handed out, the one to drop when the client's request is refused.
+    """
+
+    handed_out: dict[str, Any] | None = None
 
     @classmethod
     def url(cls) -> str:
@@ -146,6 +162,7 @@ class _LwaTokenClient(AccessTokenClient):
             self.url(), self.cred.client_id, self.cred.client_secret, self.cred.refresh_token
         )
         token = access_tokens.get(key, lambda: self._request(self.url(), self.data, self.headers))
+        self.handed_out = token
         return AccessTokenResponse(**token)
 
 
@@ -186,11 +203,35 @@ class _Listing:
     sku: str
     fields: dict[str, str]
     price: Decimal
-    quantity: int
+    # None for an FBA listing: its stock comes from FBA inventory.
+    quantity: int | None
 
     @property
     def asin(self) -> str:
         return self.fields.get("asin1", "")
+
+
+class _FbaStock:
+    """Fulfillable FBA quantity per SKU (or why it cannot be read), gathered while the report
+    is still being made: every SKU the inventory names until the report says which listings
+    are FBA, then only those."""
+
+    def __init__(self) -> None:
+        self._quantities: dict[str, int | SkippedItem] = {}
+        self._fba_skus: set[str] | None = None
+
+    def add(self, sku: str, quantity: int | SkippedItem) -> None:
+        if self._fba_skus is None or sku in self._fba_skus:
+            self._quantities[sku] = quantity
+
+    def keep_only(self, fba_skus: set[str]) -> None:
+        self._fba_skus = fba_skus
+        self._quantities = {
+            sku: quantity for sku, quantity in self._quantities.items() if sku in fba_skus
+        }
+
+    def quantity(self, sku: str) -> int | SkippedItem:
+        return self._quantities.get(sku, 0)
 
 
 class AmazonCatalog:
@@ -224,15 +265,17 @@ class AmazonCatalog:
         self._endpoints = endpoints
         self._stored_enrichment = stored_enrichment
         self._token_client = _token_client_class(endpoints.lwa_token_url)
-        self._caller = Caller(
-            marketplace_label="Amazon",
-            account=f"{AMAZON}:{account}",
-            pacer=pacer,
-            backoff=backoff,
-            refresh_token=self._drop_access_token,
+        self._token_key = token_key(
+            self._token_client.url(),
+            self._credentials["lwa_app_id"],
+            self._credentials["lwa_client_secret"],
+            self._credentials["refresh_token"],
         )
+        self._account = f"{AMAZON}:{account}"
+        self._pacer = pacer
+        self._backoff = backoff
 
-    def pages(self) -> Iterator[CatalogPage]:
+    async def pages(self) -> AsyncIterator[CatalogPage]:
         # When set, this variable overrides the marketplace (and so the endpoint) we pass.
         os.environ.pop("SP_API_DEFAULT_MARKETPLACE", None)
         reports, catalog, inventories = (
@@ -240,23 +283,36 @@ class AmazonCatalog:
             self._client(CatalogItems, version="2022-04-01"),
             self._client(Inventories),
         )
+        fba = _FbaStock()
+        reading = asyncio.create_task(self._read_fba_stock(inventories, fba))
         try:
-            document = self._finished_report(reports)
+            document = await self._finished_report(reports)
             if document is None:
                 return
             with tempfile.TemporaryFile() as raw:
-                encoding = self._call(
-                    "downloadReportDocument", lambda: self._download(document, raw)
+                encoding = await self._caller(reports).call(
+                    "downloadReportDocument",
+                    lambda: _translating_failures(
+                        "downloadReportDocument", lambda: self._download(document, raw)
+                    ),
                 )
-                fba_skus = {
-                    row.fields["seller-sku"]
-                    for row in _rows(raw, document, encoding)
-                    if isinstance(row, _ReportRow) and row.fields.get("seller-sku") and _is_fba(row)
-                }
-                fba_stock = self._fba_stock(inventories, fba_skus) if fba_skus else {}
+                # A pass over the whole report: too long to hold up the event loop.
+                fba_skus = await asyncio.to_thread(_fba_skus, raw, document, encoding)
+                if fba_skus:
+                    fba.keep_only(fba_skus)
+                else:
+                    # Nothing needs FBA inventory, nor minds its failure: a seller without FBA
+                    # may not have granted access to it.
+                    reading.cancel()
                 for rows in _batched(_rows(raw, document, encoding), PAGE_SIZE):
-                    yield self._page(catalog, rows, fba_stock)
+                    _raise_failure(reading)
+                    yield await self._page(catalog, rows, fba, reading)
+                if fba_skus:
+                    # FBA inventory that failed fails the sync, even when no page needed it.
+                    await reading
         finally:
+            reading.cancel()
+            await asyncio.gather(reading, return_exceptions=True)
             for client in (reports, catalog, inventories):
                 client.close()
 
@@ -269,26 +325,40 @@ class AmazonCatalog:
             credential_providers=(FromCodeCredentialProvider,),
             auth_token_client_class=self._token_client,
             timeout=REQUEST_TIMEOUT_SECONDS,
+            verify=tls_context(),
             **options,
         )
 
-    def _drop_access_token(self) -> None:
-        credentials = self._credentials
-        access_tokens.drop(
-            token_key(
-                self._token_client.url(),
-                credentials["lwa_app_id"],
-                credentials["lwa_client_secret"],
-                credentials["refresh_token"],
-            )
+    def _caller(self, client: Client) -> Caller:
+        """Calls made through the client: a refused token is the one it last handed out.
+
+        The API clients are used at once (FBA inventory next to the report or Catalog Items):
+        dropping whatever token is cached could drop the new one another client just fetched.
+        """
+        token_client: _LwaTokenClient = client._auth
+
+        def drop_token() -> None:
+            if token_client.handed_out is not None:
+                access_tokens.drop(self._token_key, token_client.handed_out)
+
+        return Caller(
+            marketplace_label="Amazon",
+            account=self._account,
+            pacer=self._pacer,
+            backoff=self._backoff,
+            refresh_token=drop_token,
         )
 
-    def _call(self, operation: str, attempt: Callable[[], T]) -> T:
-        return self._caller.call(operation, lambda: _translating_failures(operation, attempt))
+    async def _call(self, client: Client, operation: str, request: Callable[[], T]) -> T:
+        """A blocking sp_api request, in a worker thread; waits and retries on the loop."""
+        return await self._caller(client).call(
+            operation, lambda: _translating_failures(operation, lambda: asyncio.to_thread(request))
+        )
 
-    def _finished_report(self, reports: Reports) -> _ReportDocument | None:
+    async def _finished_report(self, reports: Reports) -> _ReportDocument | None:
         """Creates the listings report and waits for it; None when Amazon cancelled it."""
-        created = self._call(
+        created = await self._call(
+            reports,
             "createReport",
             lambda: _payload(
                 reports.create_report(
@@ -298,12 +368,13 @@ class AmazonCatalog:
             ),
         )
         report_id = created["reportId"]
-        pacer = self._caller.pacer
-        deadline = pacer.clock() + REPORT_DEADLINE_SECONDS
+        deadline = self._pacer.clock() + REPORT_DEADLINE_SECONDS
         pauses = report_poll_pauses()
         while True:
-            report = self._call(
-                "getReport", lambda: _payload(reports.get_report(report_id), "processingStatus")
+            report = await self._call(
+                reports,
+                "getReport",
+                lambda: _payload(reports.get_report(report_id), "processingStatus"),
             )
             status = report["processingStatus"]
             if status == "DONE":
@@ -313,30 +384,38 @@ class AmazonCatalog:
                 return None
             if status == "FATAL":
                 raise MarketplaceError(
-                    AMAZON, f"Amazon report ended FATAL (report {report_id}): try again later"
+                    AMAZON,
+                    f"Amazon report ended FATAL (report {report_id}): try again later",
+                    retryable=True,
                 )
             pause = next(pauses)
-            if pacer.clock() + pause > deadline:
+            if self._pacer.clock() + pause > deadline:
                 raise MarketplaceError(
                     AMAZON,
                     f"Amazon did not finish report {report_id} within an hour; try again later",
+                    retryable=True,
                 )
-            pacer.sleep(pause)
+            await self._pacer.sleep(pause)
         document_id = report.get("reportDocumentId")
         if not document_id:
-            raise MarketplaceError(AMAZON, f"Amazon finished report {report_id} without a document")
-        document = self._call(
+            raise MarketplaceError(
+                AMAZON,
+                f"Amazon finished report {report_id} without a document",
+                retryable=True,
+            )
+        document = await self._call(
+            reports,
             "getReportDocument",
             lambda: _payload(reports.get_report_document(document_id), "url"),
         )
         return _ReportDocument(document["url"], document.get("compressionAlgorithm"))
 
-    def _download(self, document: _ReportDocument, raw: IO[bytes]) -> str:
+    async def _download(self, document: _ReportDocument, raw: IO[bytes]) -> str:
         """Stores the document in `raw` and says its character encoding."""
         raw.seek(0)
         raw.truncate()
-        with (
-            httpx.Client(timeout=REQUEST_TIMEOUT_SECONDS) as client,
+        async with (
+            httpx.AsyncClient(timeout=REQUEST_TIMEOUT_SECONDS, verify=tls_context()) as client,
             client.stream("GET", document.url) as response,
         ):
             if response.status_code == 429 or response.status_code >= 500:
@@ -345,20 +424,20 @@ class AmazonCatalog:
                 raise MarketplaceError(
                     AMAZON, f"Amazon refused the report download (HTTP {response.status_code})"
                 )
-            for chunk in response.iter_bytes():
+            async for chunk in response.aiter_bytes():
                 raw.write(chunk)
             return _known_encoding(response.charset_encoding)
 
-    def _fba_stock(self, inventories: Inventories, fba_skus: set[str]) -> FbaStock:
+    async def _read_fba_stock(self, inventories: Inventories, fba: _FbaStock) -> None:
         """Fulfillable FBA quantity per SKU, from every page of the inventory summaries."""
-        stock: FbaStock = {}
         tokens = PageCursors(
             AMAZON, "Amazon kept returning the same page of FBA inventory; try again later"
         )
         next_token = ""
         while True:
             paging = {"nextToken": next_token} if next_token else {}
-            response = self._call(
+            response = await self._call(
+                inventories,
                 "getInventorySummaries",
                 lambda paging=paging: _with_payload(
                     inventories.get_inventory_summary_marketplace(
@@ -370,34 +449,41 @@ class AmazonCatalog:
             )
             for summary in _dicts(response.payload["inventorySummaries"]):
                 sku = summary.get("sellerSku")
-                if isinstance(sku, str) and sku in fba_skus:
-                    stock[sku] = _fulfillable(sku, summary.get("inventoryDetails"))
+                if isinstance(sku, str):
+                    fba.add(sku, _fulfillable(sku, summary.get("inventoryDetails")))
             next_token = tokens.follow(response.next_token)
             if not next_token:
-                return stock
+                return
 
-    def _page(
+    async def _page(
         self,
         catalog: CatalogItems,
         rows: Iterable[_ReportRow | SkippedItem],
-        fba_stock: FbaStock,
+        fba: _FbaStock,
+        reading: asyncio.Task[None],
     ) -> CatalogPage:
         page = CatalogPage()
         listings: list[_Listing] = []
         for row in rows:
-            listing = row if isinstance(row, SkippedItem) else _listing(row, fba_stock)
+            listing = row if isinstance(row, SkippedItem) else _listing(row)
             if isinstance(listing, SkippedItem):
                 page.skipped.append(listing)
             else:
                 listings.append(listing)
-        reused = _unchanged_enrichment(
-            listings, self._stored_enrichment([listing.sku for listing in listings])
-        )
-        enrichment = self._enrichment(
+        stored = await self._stored_enrichment([listing.sku for listing in listings])
+        reused = _unchanged_enrichment(listings, stored)
+        enrichment = await self._enrichment(
             catalog, {listing.asin for listing in listings if listing.sku not in reused}
         )
+        if any(listing.quantity is None for listing in listings):
+            # Only now, enriched, does the page wait for FBA inventory to be read.
+            await reading
         currency = CURRENCIES[self._marketplace_id]
         for listing in listings:
+            quantity = _stock_of(listing, fba)
+            if isinstance(quantity, SkippedItem):
+                page.skipped.append(quantity)
+                continue
             extra = reused.get(listing.sku) or enrichment.get(listing.asin, Enrichment())
             page.products.append(
                 MarketplaceProduct(
@@ -409,7 +495,7 @@ class AmazonCatalog:
                     category=extra.category,
                     price=listing.price,
                     currency=currency,
-                    inventory_quantity=listing.quantity,
+                    inventory_quantity=quantity,
                     image_url=extra.image_url,
                     asin=listing.asin,
                     external_id=listing.asin,
@@ -418,7 +504,7 @@ class AmazonCatalog:
             )
         return page
 
-    def _enrichment(self, catalog: CatalogItems, asins: set[str]) -> dict[str, Enrichment]:
+    async def _enrichment(self, catalog: CatalogItems, asins: set[str]) -> dict[str, Enrichment]:
         found: dict[str, Enrichment] = {}
         for chunk in _batched(sorted(asin for asin in asins if asin), CATALOG_IDENTIFIERS_PER_CALL):
             tokens = PageCursors(
@@ -427,7 +513,8 @@ class AmazonCatalog:
             page_token = ""
             while True:
                 paging = {"pageToken": page_token} if page_token else {}
-                response = self._call(
+                response = await self._call(
+                    catalog,
                     "searchCatalogItems",
                     lambda chunk=chunk, paging=paging: _with_payload(
                         catalog.search_catalog_items(
@@ -467,6 +554,12 @@ class AmazonCatalog:
             ),
             image_url=_text(main.get("link")),
         )
+
+
+def _raise_failure(task: asyncio.Task[None]) -> None:
+    """Raises what the task failed with, once it has: the sync fails as soon as a part does."""
+    if task.done() and not task.cancelled() and (failure := task.exception()) is not None:
+        raise failure
 
 
 def report_poll_pauses() -> Iterator[float]:
@@ -532,10 +625,20 @@ def _rows(
                 yield _ReportRow(reader.line_num, dict(zip(header, values, strict=False)))
     except (OSError, EOFError, zlib.error) as error:
         raise MarketplaceError(
-            AMAZON, f"Amazon's listings report arrived damaged ({error}); try again later"
+            AMAZON,
+            f"Amazon's listings report arrived damaged ({error}); try again later",
+            retryable=True,
         ) from error
     finally:
         text.detach()
+
+
+def _fba_skus(raw: IO[bytes], document: _ReportDocument, encoding: str) -> set[str]:
+    return {
+        row.fields["seller-sku"]
+        for row in _rows(raw, document, encoding)
+        if isinstance(row, _ReportRow) and row.fields.get("seller-sku") and _is_fba(row)
+    }
 
 
 def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -567,7 +670,7 @@ def _is_fba(row: _ReportRow) -> bool:
     )
 
 
-def _listing(row: _ReportRow, fba_stock: FbaStock) -> _Listing | SkippedItem:
+def _listing(row: _ReportRow) -> _Listing | SkippedItem:
     sku = row.fields.get("seller-sku", "")
     if not sku:
         return SkippedItem("", f"Line {row.line} of Amazon's listings report has no seller-sku")
@@ -579,10 +682,16 @@ def _listing(row: _ReportRow, fba_stock: FbaStock) -> _Listing | SkippedItem:
     price = _price(sku, raw_price.strip())
     if isinstance(price, SkippedItem):
         return price
-    quantity = fba_stock.get(sku, 0) if _is_fba(row) else _quantity(sku, row)
+    if _is_fba(row):
+        return _Listing(sku, row.fields, price, None)
+    quantity = _quantity(sku, row)
     if isinstance(quantity, SkippedItem):
         return quantity
     return _Listing(sku, row.fields, price, quantity)
+
+
+def _stock_of(listing: _Listing, fba: _FbaStock) -> int | SkippedItem:
+    return fba.quantity(listing.sku) if listing.quantity is None else listing.quantity
 
 
 def _price(sku: str, raw_price: str) -> Decimal | SkippedItem:
@@ -643,10 +752,10 @@ def _payload(response: ApiResponse, key: str) -> dict[str, Any]:
     return _with_payload(response, key).payload
 
 
-def _translating_failures(operation: str, attempt: Callable[[], T]) -> T:
+async def _translating_failures(operation: str, attempt: Callable[[], Awaitable[T]]) -> T:
     """Runs one attempt, turning the library's and transport's failures into our outcomes."""
     try:
-        return attempt()
+        return await attempt()
     except AuthorizationError as error:
         raise _authorization_failure(error) from error
     except SellingApiException as error:

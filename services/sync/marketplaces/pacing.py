@@ -4,15 +4,16 @@ Marketplaces limit each seller account per operation with token buckets; a sync 
 faster is throttled. One `Pacer` per process holds a bucket per (account, operation), so every
 sync of one account shares that account's allowance while other accounts never wait on it.
 Failures that may pass (throttling, 5xx, dropped connections, answers without data) are retried
-with exponential backoff and jitter, a bounded number of times.
+with exponential backoff and jitter, a bounded number of times. Every wait is awaited on the
+event loop: a sync that waits holds no thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -59,33 +60,33 @@ class TokenBucket:
 
 
 class Pacer:
-    """Token buckets per (account, operation); `clock` and `sleep` are injectable for tests."""
+    """Token buckets per (account, operation); `clock` and `sleep` are injectable for tests.
+
+    `sleep` is awaited for every pause of a sync: pacing, backoff, report polling.
+    """
 
     def __init__(
         self,
         rates: Mapping[str, Rate] = DEFAULT_RATES,
         *,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._rates = dict(rates)
         self.clock = clock
         self.sleep = sleep
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
-        self._lock = threading.Lock()
 
-    def wait(self, account: str, operation: str) -> None:
-        """Blocks until the account may call the operation again."""
-        with self._lock:
-            now = self.clock()
-            bucket = self._buckets.get((account, operation))
-            if bucket is None:
-                bucket = self._buckets[(account, operation)] = TokenBucket(
-                    self._rates[operation], now
-                )
-            delay = bucket.reserve(now)
+    async def wait(self, account: str, operation: str) -> None:
+        """Returns once the account may call the operation again."""
+        # Reserving awaits nothing, so callers on the event loop take tokens one at a time.
+        now = self.clock()
+        bucket = self._buckets.get((account, operation))
+        if bucket is None:
+            bucket = self._buckets[(account, operation)] = TokenBucket(self._rates[operation], now)
+        delay = bucket.reserve(now)
         if delay > 0:
-            self.sleep(delay)
+            await self.sleep(delay)
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,11 @@ class TokenRejected(Exception):
 
 @dataclass(frozen=True)
 class Caller:
-    """Makes one account's calls to one marketplace: paced, retried, re-authorized."""
+    """Makes one account's calls to one marketplace: paced, retried, re-authorized.
+
+    `refresh_token` forgets the access token that the attempt just refused had sent, so that
+    the next attempt fetches a new one.
+    """
 
     marketplace_label: str
     account: str
@@ -124,13 +129,13 @@ class Caller:
     refresh_token: Callable[[], None]
     jitter: Callable[[], float] = random.random
 
-    def call(self, operation: str, attempt: Callable[[], T]) -> T:
+    async def call(self, operation: str, attempt: Callable[[], Awaitable[T]]) -> T:
         attempts = 0
         refreshed = False
         while True:
-            self.pacer.wait(self.account, operation)
+            await self.pacer.wait(self.account, operation)
             try:
-                return attempt()
+                return await attempt()
             except TokenRejected as error:
                 # A token can expire mid-sync: refresh it once and go on. Rejecting the fresh
                 # token too means something else is wrong, and retrying would not help.
@@ -149,8 +154,9 @@ class Caller:
                         self.marketplace_label.lower(),
                         f"{self.marketplace_label} kept {failure.reason} after {attempts} "
                         "attempts; try again later",
+                        retryable=True,
                     ) from failure
-                self.pacer.sleep(self.backoff.delay(attempts, self.jitter()))
+                await self.pacer.sleep(self.backoff.delay(attempts, self.jitter()))
 
 
 class PageCursors:
@@ -171,6 +177,6 @@ class PageCursors:
             return ""
         text = str(cursor)
         if text in self._seen:
-            raise MarketplaceError(self._marketplace, self._repeated)
+            raise MarketplaceError(self._marketplace, self._repeated, retryable=True)
         self._seen.add(text)
         return text

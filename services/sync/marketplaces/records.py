@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import ssl
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import cache
+
+import httpx
 
 # The catalog stores inventory as an int32 and prices to the cent.
 MAX_QUANTITY = 2**31 - 1
@@ -45,10 +49,10 @@ class Enrichment:
 
 # Given SKUs, what an earlier sync stored for them: (ASIN, enrichment) by SKU. Brand, category
 # and image rarely change, so a product whose ASIN is unchanged needs no Catalog Items call.
-StoredEnrichment = Callable[[list[str]], Mapping[str, tuple[str, Enrichment]]]
+StoredEnrichment = Callable[[list[str]], Awaitable[Mapping[str, tuple[str, Enrichment]]]]
 
 
-def nothing_stored(skus: list[str]) -> Mapping[str, tuple[str, Enrichment]]:
+async def nothing_stored(skus: list[str]) -> Mapping[str, tuple[str, Enrichment]]:
     return {}
 
 
@@ -69,12 +73,24 @@ class CatalogPage:
 
 
 class MarketplaceError(Exception):
-    """A sync cannot go on; the message is for the seller and says what to do."""
+    """A sync cannot go on; the message is for the seller and says what to do.
 
-    def __init__(self, marketplace: str, message: str) -> None:
+    `retryable` when the same sync started again later may well succeed (the marketplace kept
+    failing or throttling, a report was late or damaged); not when the seller has to act first.
+    """
+
+    def __init__(self, marketplace: str, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
         self.marketplace = marketplace
         self.message = message
+        self.retryable = retryable
+
+
+@cache
+def tls_context() -> ssl.SSLContext:
+    """One TLS context for every client: building one loads the CA bundle, some 20 ms of CPU
+    that would otherwise hold up the event loop for each sync."""
+    return httpx.create_ssl_context()
 
 
 def parse_quantity(value: object) -> int | None:

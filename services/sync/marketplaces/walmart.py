@@ -1,17 +1,21 @@
-"""A Walmart seller's whole catalogue, through the Marketplace API v3 (httpx).
+"""A Walmart seller's whole catalogue, through the Marketplace API v3 (httpx, asyncio).
 
-Stock comes first, from the bulk inventories endpoint (a quantity per SKU, not the catalogue),
-then items are read page by page (at most 50 a page) and each page is handed on at once.
-Answers are parsed with Decimal for every JSON number with a fraction, so prices never pass
-through a float.
+Stock comes from the bulk inventories endpoint (a quantity per SKU, not the catalogue) and items
+from the items endpoint, both in pages of at most 50. The two are read at once, each paced on its
+own rate limit, and joined by SKU as they arrive: an item goes on as soon as its stock is known,
+or once the inventory is complete (an item without stock has none). Answers are parsed with
+Decimal for every JSON number with a fraction, so prices never pass through a float.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
@@ -35,12 +39,15 @@ from services.sync.marketplaces.records import (
     WalmartEndpoints,
     parse_quantity,
     shown,
+    tls_context,
     to_cents,
 )
 
 T = TypeVar("T")
 
 PAGE_LIMIT = 50
+# Pages read ahead of the sync's writing, items and stock together.
+QUEUED_PAGES = 4
 REQUEST_TIMEOUT_SECONDS = 30.0
 SERVICE_NAME = "Walmart Marketplace"
 TOKEN_RENEWAL_MARGIN_SECONDS = 60.0
@@ -50,8 +57,17 @@ FIRST_CURSOR = "*"
 CURRENCY = re.compile(r"[A-Z]{3}")
 TEXT_FIELDS = ("productName", "productType", "wpid", "publishedStatus", "brand", "mainImageUrl")
 
-# Stock per SKU: the available-to-sell count, or why it cannot be read.
-Stock = dict[str, int | SkippedItem]
+# A SKU's available-to-sell count, or why it cannot be read.
+Quantity = int | SkippedItem
+STOCK, ITEMS = "stock", "items"
+
+
+@dataclass(frozen=True)
+class _Arrival:
+    """A page one of the reading loops got (`STOCK` or `ITEMS`); None after its last page."""
+
+    source: str
+    page: list[Any] | None
 
 
 class WalmartCatalog:
@@ -75,41 +91,58 @@ class WalmartCatalog:
             raise MarketplaceError(
                 WALMART, f"The Walmart credentials have no {', '.join(missing)}: save them again"
             )
-        self._client_id = credentials["client_id"]
-        self._client_secret = credentials["client_secret"]
         self._endpoints = endpoints
-        self._access_token: str | None = None
-        self._token_renewal_at = 0.0
-        self._caller = Caller(
-            marketplace_label="Walmart",
-            account=f"{WALMART}:{account}",
-            pacer=pacer,
-            backoff=backoff,
-            refresh_token=self._drop_access_token,
+        self._token = _AccessToken(
+            credentials["client_id"], credentials["client_secret"], pacer.clock
         )
+        self._account = f"{WALMART}:{account}"
+        self._pacer = pacer
+        self._backoff = backoff
 
-    def pages(self) -> Iterator[CatalogPage]:
-        with httpx.Client(
-            base_url=self._endpoints.base_url, timeout=REQUEST_TIMEOUT_SECONDS
+    async def pages(self) -> AsyncIterator[CatalogPage]:
+        async with httpx.AsyncClient(
+            base_url=self._endpoints.base_url,
+            timeout=REQUEST_TIMEOUT_SECONDS,
+            verify=tls_context(),
         ) as http:
-            stock = self._stock(http)
-            cursors = PageCursors(
-                WALMART,
-                "Walmart kept returning the same page of items; try again later",
-                first=FIRST_CURSOR,
-            )
-            cursor = FIRST_CURSOR
-            while True:
-                paging = {"nextCursor": cursor, "limit": PAGE_LIMIT}
-                answer = self._get(http, "getAllItems", "/v3/items", paging, _items_of)
-                yield _page(answer["ItemResponse"], stock)
-                cursor = cursors.follow(answer.get("nextCursor"))
-                if not cursor:
-                    return
+            arrivals: asyncio.Queue[_Arrival | Exception] = asyncio.Queue(QUEUED_PAGES)
+            readers = [
+                asyncio.create_task(_read(STOCK, self._stock_pages(http), arrivals)),
+                asyncio.create_task(_read(ITEMS, self._item_pages(http), arrivals)),
+            ]
+            try:
+                join = _Join()
+                while not join.complete:
+                    arrival = await arrivals.get()
+                    if isinstance(arrival, Exception):
+                        raise arrival
+                    page = join.take(arrival)
+                    if page.products or page.skipped:
+                        yield page
+            finally:
+                for reader in readers:
+                    reader.cancel()
+                await asyncio.gather(*readers, return_exceptions=True)
 
-    def _stock(self, http: httpx.Client) -> Stock:
-        """Available-to-sell quantity per SKU, summed over its ship nodes."""
-        stock: Stock = {}
+    async def _item_pages(self, http: httpx.AsyncClient) -> AsyncIterator[list[object]]:
+        cursors = PageCursors(
+            WALMART,
+            "Walmart kept returning the same page of items; try again later",
+            first=FIRST_CURSOR,
+        )
+        cursor = FIRST_CURSOR
+        while True:
+            paging = {"nextCursor": cursor, "limit": PAGE_LIMIT}
+            answer = await self._get(http, "getAllItems", "/v3/items", paging, _items_of)
+            yield answer["ItemResponse"]
+            cursor = cursors.follow(answer.get("nextCursor"))
+            if not cursor:
+                return
+
+    async def _stock_pages(
+        self, http: httpx.AsyncClient
+    ) -> AsyncIterator[list[tuple[str, Quantity]]]:
+        """Available-to-sell quantity per SKU, summed over its ship nodes, a page at a time."""
         cursors = PageCursors(
             WALMART, "Walmart kept returning the same page of inventory; try again later"
         )
@@ -118,71 +151,185 @@ class WalmartCatalog:
             paging: dict[str, Any] = {"limit": PAGE_LIMIT}
             if cursor:
                 paging["nextCursor"] = cursor
-            answer = self._get(http, "getInventories", "/v3/inventories", paging, _inventories_of)
+            answer = await self._get(
+                http, "getInventories", "/v3/inventories", paging, _inventories_of
+            )
+            stock = []
             for inventory in _inventories_of(answer) or []:
                 sku = inventory.get("sku") if isinstance(inventory, dict) else None
                 # Stock that names no SKU as text belongs to no item this sync could write.
                 if isinstance(sku, str):
-                    stock[sku] = _available_to_sell(sku, inventory.get("nodes"))
+                    stock.append((sku, _available_to_sell(sku, inventory.get("nodes"))))
+            yield stock
             meta = answer.get("meta")
             cursor = cursors.follow(meta.get("nextCursor") if isinstance(meta, dict) else None)
             if not cursor:
-                return stock
+                return
 
-    def _get(
+    async def _get(
         self,
-        http: httpx.Client,
+        http: httpx.AsyncClient,
         operation: str,
         path: str,
         params: dict[str, Any],
         expected: Callable[[dict[str, Any]], object],
     ) -> dict[str, Any]:
-        def attempt() -> dict[str, Any]:
-            response = http.get(path, params=params, headers=self._headers(http))
+        sent = ""
+
+        async def attempt() -> dict[str, Any]:
+            nonlocal sent
+            sent = await self._token.get(http)
+            response = await http.get(path, params=params, headers=_headers(sent))
             answer = _answer(response, operation)
             if expected(answer) is None:
                 raise Transient(NO_DATA)
             return answer
 
-        return self._caller.call(operation, lambda: _translating_transport_failures(attempt))
+        caller = Caller(
+            marketplace_label="Walmart",
+            account=self._account,
+            pacer=self._pacer,
+            backoff=self._backoff,
+            # The other reading loop may have replaced a refused token already: only the token
+            # this call sent is dropped, or both loops would fetch a new one.
+            refresh_token=lambda: self._token.drop(sent),
+        )
+        return await caller.call(operation, lambda: _translating_transport_failures(attempt))
 
-    def _headers(self, http: httpx.Client) -> dict[str, str]:
-        return {
-            "WM_SEC.ACCESS_TOKEN": self._token(http),
-            "WM_QOS.CORRELATION_ID": str(uuid.uuid4()),
-            "WM_SVC.NAME": SERVICE_NAME,
-            "Accept": "application/json",
-        }
 
-    def _token(self, http: httpx.Client) -> str:
-        clock = self._caller.pacer.clock
-        if self._access_token is None or clock() >= self._token_renewal_at:
-            response = http.post(
-                "/v3/token",
-                data={"grant_type": "client_credentials"},
-                auth=(self._client_id, self._client_secret),
-                headers={
-                    "WM_QOS.CORRELATION_ID": str(uuid.uuid4()),
-                    "WM_SVC.NAME": SERVICE_NAME,
-                    "Accept": "application/json",
-                },
+class _AccessToken:
+    """The seller's access token, shared by the reading loops: fetched by one at a time."""
+
+    def __init__(self, client_id: str, client_secret: str, clock: Callable[[], float]) -> None:
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._clock = clock
+        self._token: str | None = None
+        self._renewal_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def get(self, http: httpx.AsyncClient) -> str:
+        async with self._lock:
+            if self._token is None or self._clock() >= self._renewal_at:
+                self._token = await self._fetch(http)
+            return self._token
+
+    def drop(self, token: str) -> None:
+        """Forgets the token, unless it has been replaced already."""
+        if token == self._token:
+            self._token = None
+
+    async def _fetch(self, http: httpx.AsyncClient) -> str:
+        response = await http.post(
+            "/v3/token",
+            data={"grant_type": "client_credentials"},
+            auth=(self._client_id, self._client_secret),
+            headers={
+                "WM_QOS.CORRELATION_ID": str(uuid.uuid4()),
+                "WM_SVC.NAME": SERVICE_NAME,
+                "Accept": "application/json",
+            },
+        )
+        if response.status_code in (400, 401):
+            raise MarketplaceError(
+                WALMART,
+                "Walmart rejected the client id or secret: check client_id and client_secret",
             )
-            if response.status_code in (400, 401):
-                raise MarketplaceError(
-                    WALMART,
-                    "Walmart rejected the client id or secret: check client_id and client_secret",
-                )
-            answer = _answer(response, "the token request")
-            token = answer.get("access_token")
-            if not token:
-                raise Transient(NO_DATA)
-            lifetime = float(answer.get("expires_in") or 900)
-            self._access_token = token
-            self._token_renewal_at = clock() + lifetime - TOKEN_RENEWAL_MARGIN_SECONDS
-        return self._access_token
+        answer = _answer(response, "the token request")
+        token = answer.get("access_token")
+        if not token:
+            raise Transient(NO_DATA)
+        lifetime = float(answer.get("expires_in") or 900)
+        self._renewal_at = self._clock() + lifetime - TOKEN_RENEWAL_MARGIN_SECONDS
+        return str(token)
 
-    def _drop_access_token(self) -> None:
-        self._access_token = None
+
+class _Join:
+    """Items and their stock, joined by SKU as the two arrive, in any order.
+
+    It holds only what waits for its other half: items whose SKU the inventory has not reached
+    yet, and stock whose item has not come yet. Once the inventory is complete, an item without
+    stock has none (quantity 0) and items go straight through.
+    """
+
+    def __init__(self) -> None:
+        self._stock: dict[str, Quantity] = {}
+        self._waiting: dict[str, list[MarketplaceProduct]] = {}
+        self._stock_complete = False
+        self._items_complete = False
+
+    @property
+    def complete(self) -> bool:
+        return self._stock_complete and self._items_complete
+
+    def take(self, arrival: _Arrival) -> CatalogPage:
+        """What the arrival lets go on."""
+        if arrival.source == ITEMS:
+            if arrival.page is None:
+                self._items_complete = True
+                return CatalogPage()
+            return self.add_items(arrival.page)
+        if arrival.page is None:
+            return self.complete_stock()
+        return self.add_stock(arrival.page)
+
+    def add_items(self, items: Iterable[object]) -> CatalogPage:
+        page = CatalogPage()
+        for item in items:
+            product = _product(item)
+            if isinstance(product, SkippedItem):
+                page.skipped.append(product)
+            elif self._stock_complete or product.sku in self._stock:
+                _add(page, _stocked(product, self._stock.pop(product.sku, 0)))
+            else:
+                self._waiting.setdefault(product.sku, []).append(product)
+        return page
+
+    def add_stock(self, stock: Iterable[tuple[str, Quantity]]) -> CatalogPage:
+        page = CatalogPage()
+        for sku, quantity in stock:
+            waiting = self._waiting.pop(sku, None)
+            if waiting is None:
+                self._stock[sku] = quantity
+            else:
+                for product in waiting:
+                    _add(page, _stocked(product, quantity))
+        return page
+
+    def complete_stock(self) -> CatalogPage:
+        """The inventory has been read: SKUs it did not name have no stock."""
+        self._stock_complete = True
+        page = CatalogPage()
+        for waiting in self._waiting.values():
+            for product in waiting:
+                _add(page, _stocked(product, 0))
+        self._waiting.clear()
+        return page
+
+
+async def _read(
+    source: str,
+    pages: AsyncIterator[list[Any]],
+    arrivals: asyncio.Queue[_Arrival | Exception],
+) -> None:
+    """Hands on every page, then None; or the failure, which ends the sync."""
+    try:
+        async with aclosing(pages):
+            async for page in pages:
+                await arrivals.put(_Arrival(source, page))
+    except Exception as failure:
+        await arrivals.put(failure)
+        return
+    await arrivals.put(_Arrival(source, None))
+
+
+def _headers(token: str) -> dict[str, str]:
+    return {
+        "WM_SEC.ACCESS_TOKEN": token,
+        "WM_QOS.CORRELATION_ID": str(uuid.uuid4()),
+        "WM_SVC.NAME": SERVICE_NAME,
+        "Accept": "application/json",
+    }
 
 
 def _items_of(answer: dict[str, Any]) -> list[object] | None:
@@ -196,7 +343,7 @@ def _inventories_of(answer: dict[str, Any]) -> list[object] | None:
     return inventories if isinstance(inventories, list) else None
 
 
-def _available_to_sell(sku: str, nodes: object) -> int | SkippedItem:
+def _available_to_sell(sku: str, nodes: object) -> Quantity:
     """The SKU's available-to-sell count over its ship nodes, or why it cannot be read."""
     if nodes is None:
         return 0
@@ -246,25 +393,28 @@ def _error_message(response: httpx.Response) -> str:
         return "no details"
 
 
-def _translating_transport_failures(attempt: Callable[[], T]) -> T:
+async def _translating_transport_failures(attempt: Callable[[], Awaitable[T]]) -> T:
     try:
-        return attempt()
+        return await attempt()
     except httpx.TransportError as error:
         raise Transient(f"dropping the connection ({type(error).__name__})") from error
 
 
-def _page(items: list[object], stock: Stock) -> CatalogPage:
-    page = CatalogPage()
-    for item in items:
-        product = _product(item, stock)
-        if isinstance(product, SkippedItem):
-            page.skipped.append(product)
-        else:
-            page.products.append(product)
-    return page
+def _add(page: CatalogPage, outcome: MarketplaceProduct | SkippedItem) -> None:
+    if isinstance(outcome, SkippedItem):
+        page.skipped.append(outcome)
+    else:
+        page.products.append(outcome)
 
 
-def _product(item: object, stock: Stock) -> MarketplaceProduct | SkippedItem:
+def _stocked(product: MarketplaceProduct, quantity: Quantity) -> MarketplaceProduct | SkippedItem:
+    if isinstance(quantity, SkippedItem):
+        return quantity
+    return replace(product, inventory_quantity=quantity)
+
+
+def _product(item: object) -> MarketplaceProduct | SkippedItem:
+    """The item as a product, its stock still to come (0 until then)."""
     if not isinstance(item, dict):
         return SkippedItem("", f"Walmart gave an item that is not an object: {shown(item)}")
     sku = item.get("sku")
@@ -281,9 +431,6 @@ def _product(item: object, stock: Stock) -> MarketplaceProduct | SkippedItem:
     if isinstance(price, SkippedItem):
         return price
     amount, currency = price
-    quantity = stock.get(sku, 0)
-    if isinstance(quantity, SkippedItem):
-        return quantity
     return MarketplaceProduct(
         sku=sku,
         marketplace=WALMART,
@@ -293,7 +440,7 @@ def _product(item: object, stock: Stock) -> MarketplaceProduct | SkippedItem:
         category=texts["productType"],
         price=amount,
         currency=currency,
-        inventory_quantity=quantity,
+        inventory_quantity=0,
         image_url=texts["mainImageUrl"],
         asin="",
         external_id=texts["wpid"],
