@@ -5,6 +5,12 @@ transcoder produced, so internal services are never reachable), answers every er
 itself as JSON with `code` and `message` like the transcoded gRPC errors, strips the service
 credential header from outside requests, and answers `/healthz` from the clusters' gRPC health.
 
+It is the public edge, so no one client may use up what every client shares: a connection
+carries at most 100 streams, a request must arrive within its timeouts (slow clients get a 408
+and are disconnected), a request is buffered in Envoy until complete (an unfinished request never
+reaches a service), each cluster has its own circuit breakers, and the overload manager caps
+connections and memory for the whole process.
+
 Usage: python -m gateway.envoy_config OUTPUT.json --port 8080 --admin-port 9901
        --descriptor gateway/descriptor.pb --auth HOST:PORT --catalog HOST:PORT --sync HOST:PORT
 """
@@ -25,19 +31,29 @@ PUBLIC_SERVICES: dict[str, tuple[str, ...]] = {
     "catalog": ("marketsync.catalog.v1.CatalogService",),
     "sync": ("marketsync.sync.v1.SyncService",),
 }
+# Envoy refuses larger headers itself (431, JSON, naming no header). The services' gRPC metadata
+# limits (marketsync.server) sit above the most Envoy can forward within these, so a request
+# Envoy accepts is never refused, or randomly refused, by gRPC: see `forwarded_headers_bound`.
+MAX_REQUEST_HEADERS_KB = 12
+# Envoy's default, stated because the bound above depends on it.
+MAX_REQUEST_HEADERS_COUNT = 100
 # Envoy's own replies by HTTP status: the gRPC code they carry (as the transcoder's errors do)
 # and their message: Envoy's text where it says something, ours where it is empty or terse.
 ENVOY_TEXT = "%LOCAL_REPLY_BODY%"
 LOCAL_REPLIES: dict[int, tuple[int, str]] = {
-    400: (3, ENVOY_TEXT),
+    # Envoy's text is empty for a request its codec refuses (a NUL in the path, say).
+    400: (3, f"the request is malformed: {ENVOY_TEXT}"),
     404: (5, ENVOY_TEXT),
     408: (4, "the request took too long to arrive"),
     413: (3, "the request body is larger than 8 MiB"),
-    431: (3, "the request headers are larger than 12 KiB"),
+    # Too large or too many (past either limit above).
+    431: (
+        3,
+        f"the request headers exceed {MAX_REQUEST_HEADERS_KB} KiB"
+        f" or {MAX_REQUEST_HEADERS_COUNT} fields",
+    ),
     503: (14, "a service is unavailable; try again shortly"),
 }
-# Below gRPC's 16 KiB metadata limit, so Envoy refuses oversized headers itself (431, JSON).
-MAX_REQUEST_HEADERS_KB = 12
 # A REST client has no business setting the gRPC protocol headers Envoy would pass on: a
 # `grpc-timeout: 1n` or a bogus `grpc-encoding` makes the service fail the call.
 GRPC_PROTOCOL_HEADERS = (
@@ -47,6 +63,41 @@ GRPC_PROTOCOL_HEADERS = (
     "grpc-previous-rpc-attempts",
 )
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
+
+# How long a service may take to answer (the route timeout).
+ROUTE_TIMEOUT_SECONDS = 60
+# A client sends its headers in one round trip; one that trickles them in (slowloris) is answered
+# 408 and disconnected after this.
+REQUEST_HEADERS_TIMEOUT_SECONDS = 10
+# The whole request, body included: the largest body (8 MiB) needs about 2.2 Mbit/s. Until the
+# body is complete the request waits in Envoy's buffer filter and never reaches a service.
+REQUEST_TIMEOUT_SECONDS = 30
+# A stream nobody moves (say a client that never reads its answer, which holds the upstream
+# stream): just past the route timeout, so a slow service still answers 504 from the route.
+STREAM_IDLE_TIMEOUT_SECONDS = ROUTE_TIMEOUT_SECONDS + 5
+# A connection without a request in flight, including one that never sends a byte (Envoy's
+# default is an hour).
+CONNECTION_IDLE_TIMEOUT_SECONDS = 60
+# Streams one HTTP/2 connection may have open at once. Envoy's default, 1,024, let one
+# connection fill a whole cluster's circuit breaker; 100 is a fifth of the one below.
+MAX_CONCURRENT_STREAMS = 100
+# Open downstream connections in the whole Envoy process; past it new ones are refused at accept.
+# Measured on Envoy 1.40: a connection holding a partial request takes about 20 KiB of heap, an
+# open stream about 25 KiB, so 5,000 connections take half the heap budget below and leave the
+# rest to their streams (the heap's own overload actions below guard the rest).
+MAX_DOWNSTREAM_CONNECTIONS = 5000
+# The heap Envoy may use. Kubernetes limits the gateway container to 256 MiB
+# (deploy/k8s/base/gateway.yaml); the rest is the binary, thread stacks and allocator slack.
+MAX_HEAP_BYTES = 192 * 1024 * 1024
+# Per cluster, per Envoy replica, how many requests may be in flight to its services and how
+# many may wait for a connection to them (Envoy's defaults: 1,024 each). A service replica
+# works on a few dozen requests at once (32 worker threads; auth has 10 database connections),
+# so 512 in flight is already a queue of a second or more even for two replicas: past it Envoy
+# answers 503 (JSON, code 14) at once rather than let requests queue toward the route timeout.
+# Requests wait for a connection only while Envoy (re)connects to a service, within the connect
+# timeout; half as many may wait.
+MAX_UPSTREAM_REQUESTS = 512
+MAX_PENDING_UPSTREAM_REQUESTS = 256
 
 
 @dataclass(frozen=True)
@@ -78,7 +129,24 @@ def render(
             "listeners": [_listener(listen_host, port, descriptor)],
             "clusters": [_cluster(name, upstreams[name]) for name in PUBLIC_SERVICES],
         },
+        "overload_manager": _overload_manager(),
     }
+
+
+def forwarded_headers_bound() -> int:
+    """The most header bytes, as gRPC counts them, that Envoy forwards for a request it accepts.
+
+    Envoy counts names and values of every header, pseudo-headers included, against
+    MAX_REQUEST_HEADERS_KB; gRPC counts each field 32 bytes more (HPACK's entry size). On the way
+    Envoy adds x-envoy-original-path (the transcoder's copy of the path, itself within the
+    limit), x-envoy-original-method, x-forwarded-for, x-forwarded-proto,
+    x-envoy-external-address, x-request-id, x-envoy-expected-rq-timeout-ms, content-type and
+    te; a kilobyte covers those besides the copied path.
+    """
+    added_fields = 10
+    return (
+        2 * MAX_REQUEST_HEADERS_KB * 1024 + (MAX_REQUEST_HEADERS_COUNT + added_fields) * 32 + 1024
+    )
 
 
 def _socket(host: str, port: int) -> dict[str, Any]:
@@ -111,6 +179,17 @@ def _connection_manager(descriptor: str) -> dict[str, Any]:
         "normalize_path": True,
         "merge_slashes": True,
         "max_request_headers_kb": MAX_REQUEST_HEADERS_KB,
+        "common_http_protocol_options": {
+            "idle_timeout": f"{CONNECTION_IDLE_TIMEOUT_SECONDS}s",
+            "max_headers_count": MAX_REQUEST_HEADERS_COUNT,
+        },
+        "http2_protocol_options": {
+            "max_concurrent_streams": MAX_CONCURRENT_STREAMS,
+        },
+        # Each answers 408 (JSON, from the local reply mappers) and ends the request.
+        "request_headers_timeout": f"{REQUEST_HEADERS_TIMEOUT_SECONDS}s",
+        "request_timeout": f"{REQUEST_TIMEOUT_SECONDS}s",
+        "stream_idle_timeout": f"{STREAM_IDLE_TIMEOUT_SECONDS}s",
         "access_log": [_access_log()],
         "route_config": _routes(),
         "local_reply_config": _json_local_replies(),
@@ -156,6 +235,7 @@ def _access_log() -> dict[str, Any]:
 
 
 def _routes() -> dict[str, Any]:
+    route_timeout = f"{ROUTE_TIMEOUT_SECONDS}s"
     routes = []
     for cluster, services in PUBLIC_SERVICES.items():
         for service in services:
@@ -165,11 +245,11 @@ def _routes() -> dict[str, Any]:
             routes.append(
                 {
                     "match": {**match, "headers": [rest]},
-                    "route": {"cluster": cluster, "timeout": "60s"},
+                    "route": {"cluster": cluster, "timeout": route_timeout},
                     "request_headers_to_remove": list(GRPC_PROTOCOL_HEADERS),
                 }
             )
-            routes.append({"match": match, "route": {"cluster": cluster, "timeout": "60s"}})
+            routes.append({"match": match, "route": {"cluster": cluster, "timeout": route_timeout}})
     routes.append(
         {
             "match": {"prefix": "/"},
@@ -254,6 +334,17 @@ def _cluster(name: str, upstream: Upstream) -> dict[str, Any]:
                 "explicit_http_config": {"http2_protocol_options": {}},
             }
         },
+        "circuit_breakers": {
+            "thresholds": [
+                {
+                    "priority": "DEFAULT",
+                    "max_requests": MAX_UPSTREAM_REQUESTS,
+                    "max_pending_requests": MAX_PENDING_UPSTREAM_REQUESTS,
+                    # Publishes circuit_breakers.default.remaining_rq: how close a cluster is.
+                    "track_remaining": True,
+                }
+            ]
+        },
         "load_assignment": {
             "cluster_name": name,
             "endpoints": [
@@ -269,6 +360,74 @@ def _cluster(name: str, upstream: Upstream) -> dict[str, Any]:
                 "healthy_threshold": 1,
                 "grpc_health_check": {"service_name": PUBLIC_SERVICES[name][0]},
             }
+        ],
+    }
+
+
+def _overload_manager() -> dict[str, Any]:
+    connections = "envoy.resource_monitors.global_downstream_max_connections"
+    heap = "envoy.resource_monitors.fixed_heap"
+
+    def at(threshold: float) -> list[dict[str, Any]]:
+        return [{"name": heap, "threshold": {"value": threshold}}]
+
+    return {
+        "refresh_interval": "0.25s",
+        "resource_monitors": [
+            {
+                "name": connections,
+                "typed_config": {
+                    "@type": _type(
+                        "resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig"
+                    ),
+                    "max_active_downstream_connections": MAX_DOWNSTREAM_CONNECTIONS,
+                },
+            },
+            {
+                "name": heap,
+                "typed_config": {
+                    "@type": _type("resource_monitors.fixed_heap.v3.FixedHeapConfig"),
+                    "max_heap_size_bytes": MAX_HEAP_BYTES,
+                },
+            },
+        ],
+        # Every stream may buffer up to 8 MiB of body (the buffer filter), so a few clients
+        # could fill the heap: past 85% Envoy resets the streams holding the most (those with
+        # 1 MiB or more, first the largest), past 95% it takes no new request. Many small
+        # streams left open fill it too: from 80% their idle timeouts shrink, to a tenth at 95%.
+        "buffer_factory_config": {"minimum_account_to_track_power_of_two": 20},
+        "actions": [
+            {"name": "envoy.overload_actions.shrink_heap", "triggers": at(0.90)},
+            {
+                "name": "envoy.overload_actions.reduce_timeouts",
+                "triggers": [
+                    {
+                        "name": heap,
+                        "scaled": {"scaling_threshold": 0.80, "saturation_threshold": 0.95},
+                    }
+                ],
+                "typed_config": {
+                    "@type": "type.googleapis.com/"
+                    "envoy.config.overload.v3.ScaleTimersOverloadActionConfig",
+                    "timer_scale_factors": [
+                        {"timer": timer, "min_scale": {"value": 10}}
+                        for timer in (
+                            "HTTP_DOWNSTREAM_CONNECTION_IDLE",
+                            "HTTP_DOWNSTREAM_STREAM_IDLE",
+                        )
+                    ],
+                },
+            },
+            {
+                "name": "envoy.overload_actions.reset_high_memory_stream",
+                "triggers": [
+                    {
+                        "name": heap,
+                        "scaled": {"scaling_threshold": 0.85, "saturation_threshold": 0.95},
+                    }
+                ],
+            },
+            {"name": "envoy.overload_actions.stop_accepting_requests", "triggers": at(0.95)},
         ],
     }
 

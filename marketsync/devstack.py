@@ -3,9 +3,14 @@
 Starts what the environment does not already provide: an embedded PostgreSQL (pgserver, data in
 the data directory), an embedded DynamoDB server (moto), the sandbox marketplace, then auth,
 catalog and sync, then Envoy. Every setting already in the environment wins; generated dev keys
-are kept in the data directory so tokens and stored credentials survive a restart. Each child's
-output is relayed line by line, tagged with its name. SIGINT or SIGTERM stops all of them,
-newest first, and nothing is left running.
+are kept in the data directory so tokens and stored credentials survive a restart. The service
+key pairs are always the data directory's: one variable cannot hold each service's own key.
+Each process gets only its own private keys (`Stack.private_env`); public keys are shared.
+Every listener binds loopback only. Each child's output is relayed line by line, tagged with
+its name.
+A child that dies is started again after a backoff (as compose's `on-failure` would), so a local
+fault test does not take the stack down. SIGINT or SIGTERM stops all of them, newest first, and
+nothing is left running.
 """
 
 from __future__ import annotations
@@ -31,6 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, TextIO
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from marketsync.identity import EDDSA, HS256
+from marketsync.keys import private_key_from_text, private_key_text, public_key_text
+
 if TYPE_CHECKING:
     from pgserver.postgres_server import PostgresServer
 
@@ -38,6 +48,10 @@ REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 STOP_TIMEOUT_SECONDS = 15.0
+# A crashed child waits 1, 2, 4 ... up to 30 s before each restart; a child that then runs for
+# a minute starts the count over.
+RESTART_BACKOFF_SECONDS = (1.0, 30.0)
+STABLE_RUN_SECONDS = 60.0
 
 log = logging.getLogger("devstack")
 
@@ -62,6 +76,10 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     relay: threading.Thread
+    argv: list[str]
+    extra_env: Mapping[str, str]
+    started_at: float = field(default_factory=time.monotonic)
+    restarts: int = 0
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -83,13 +101,23 @@ def _relay(name: str, stream: IO[bytes], sink: TextIO) -> None:
 
 @dataclass
 class Stack:
-    """Processes started for one run; `env` is what the services were given."""
+    """Processes started for one run; `env` is what every service was given, `private_env` the
+    private keys only the named process was given, on top."""
 
     data_dir: Path
     env: dict[str, str]
+    private_env: dict[str, dict[str, str]] = field(default_factory=dict)
     log_sink: TextIO = sys.stdout
     children: list[Child] = field(default_factory=list)
     postgres: PostgresServer | None = None
+
+    def env_of(self, name: str) -> dict[str, str]:
+        """The environment of the named process (auth, catalog, sync, scheduler)."""
+        return {**self.env, **self.private_env.get(name, {})}
+
+    def service_key(self, name: str) -> Ed25519PrivateKey:
+        """A calling service's private key, for tests that call internal RPCs as that service."""
+        return private_key_from_text(self.private_env[name]["SERVICE_PRIVATE_KEY"])
 
     @property
     def gateway_url(self) -> str:
@@ -113,9 +141,18 @@ class Stack:
             target=_relay, args=(name, process.stdout, self.log_sink), daemon=True
         )
         relay.start()
-        child = Child(name, process, relay)
+        child = Child(name, process, relay, argv, dict(extra_env or {}))
         self.children.append(child)
         return child
+
+    def restart(self, child: Child) -> Child:
+        """Start a child again in its place, as it was first started."""
+        child.stop()
+        fresh = self.spawn(child.name, child.argv, child.extra_env)
+        self.children.remove(fresh)
+        self.children[self.children.index(child)] = fresh
+        fresh.restarts = child.restarts + 1
+        return fresh
 
     def stop(self) -> None:
         for child in reversed(self.children):
@@ -142,25 +179,57 @@ def _base_env(data_dir: Path, overrides: Mapping[str, str]) -> dict[str, str]:
         "PRODUCTS_TABLE_NAME": "MarketplaceSyncStack-ProductsTable",
         "AWS_REGION": "us-east-1",
         "GATEWAY_PORT": "8080",
-        "JWT_SECRET": lambda: _dev_secret(
-            data_dir, "jwt_secret", lambda: secrets.token_urlsafe(48)
-        ),
-        "INTERNAL_SERVICE_KEY": lambda: _dev_secret(
-            data_dir, "internal_service_key", lambda: secrets.token_urlsafe(48)
-        ),
+        # The REST contract's mode; JWT_ALGORITHM=EdDSA runs the stack as Kubernetes does.
+        "JWT_ALGORITHM": HS256,
         "CREDENTIALS_ENCRYPTION_KEY": lambda: _dev_secret(
             data_dir,
             "credentials_encryption_key",
             lambda: "dev1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
         ),
         "PYTHONUNBUFFERED": "1",
+        # The services listen on loopback only: nothing on the network reaches a laptop's stack.
+        "GRPC_HOST": "127.0.0.1",
         # The local stack runs the scheduler inside sync; Kubernetes uses a CronJob instead.
         "SYNC_SCHEDULE_INTERVAL_SECONDS": "3600",
     }
     for name, default in defaults.items():
         if not env.get(name):
             env[name] = default() if callable(default) else default
+    if env["JWT_ALGORITHM"] == HS256 and not env.get("JWT_SECRET"):
+        env["JWT_SECRET"] = _dev_secret(data_dir, "jwt_secret", lambda: secrets.token_urlsafe(48))
     return env
+
+
+# The services that call internal RPCs, each with a key pair of its own. Auth calls no other
+# service, so it signs no service credential.
+CALLERS = ("catalog", "sync", "scheduler")
+
+
+def _dev_key(data_dir: Path, name: str) -> Ed25519PrivateKey:
+    text = _dev_secret(data_dir, name, lambda: private_key_text(Ed25519PrivateKey.generate()))
+    return private_key_from_text(text)
+
+
+def _private_env(data_dir: Path, env: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Put the public keys in `env`, shared by every process, and answer each process's private
+    keys: a caller's own service key, and auth alone the key that signs user tokens."""
+    service_keys = {name: _dev_key(data_dir, f"{name}_service_key") for name in CALLERS}
+    env.pop("SERVICE_PRIVATE_KEY", None)
+    env["SERVICE_PUBLIC_KEYS"] = ",".join(
+        f"{name}:{public_key_text(key.public_key())}" for name, key in service_keys.items()
+    )
+    private = {
+        name: {"SERVICE_PRIVATE_KEY": private_key_text(key)} for name, key in service_keys.items()
+    }
+    user_token_key = env.pop("JWT_PRIVATE_KEY", "")
+    if env["JWT_ALGORITHM"] == EDDSA:
+        if not user_token_key:
+            user_token_key = private_key_text(_dev_key(data_dir, "jwt_private_key"))
+        if not env.get("JWT_PUBLIC_KEYS"):
+            public_key = private_key_from_text(user_token_key).public_key()
+            env["JWT_PUBLIC_KEYS"] = public_key_text(public_key)
+        private["auth"] = {"JWT_PRIVATE_KEY": user_token_key}
+    return private
 
 
 def _wait_until(check: Callable[[], bool], what: str, timeout: float, stack: Stack) -> None:
@@ -191,11 +260,21 @@ def _port_open(port: int) -> bool:
     return False
 
 
+def new_stack(
+    data_dir: Path, overrides: Mapping[str, str] | None = None, log_sink: TextIO = sys.stdout
+) -> Stack:
+    """A stack whose settings and keys are ready, nothing started yet."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = _base_env(data_dir, overrides or {})
+    return Stack(
+        data_dir=data_dir, env=env, private_env=_private_env(data_dir, env), log_sink=log_sink
+    )
+
+
 def start_stack(
     data_dir: Path, overrides: Mapping[str, str] | None = None, log_sink: TextIO = sys.stdout
 ) -> Stack:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    stack = Stack(data_dir=data_dir, env=_base_env(data_dir, overrides or {}), log_sink=log_sink)
+    stack = new_stack(data_dir, overrides, log_sink)
     try:
         _start_backends(stack)
         _start_services(stack)
@@ -246,7 +325,9 @@ def _start_services(stack: Stack) -> None:
         stack.env[f"{name.upper()}_ADDRESS"] = f"127.0.0.1:{port}"
     for name in SERVICES:
         stack.spawn(
-            name, [PYTHON, "-m", f"services.{name}.server"], {"GRPC_PORT": str(ports[name])}
+            name,
+            [PYTHON, "-m", f"services.{name}.server"],
+            {"GRPC_PORT": str(ports[name]), **stack.private_env.get(name, {})},
         )
     config = stack.data_dir / "envoy.json"
     admin_port = free_port()
@@ -299,13 +380,31 @@ def _serve_until_stopped(stack: Stack, stopping: threading.Event) -> None:
     }
     log.info("Marketplace Sync is up: %s", json.dumps(summary))
     log.info("try: curl -s %s/healthz   (Ctrl-C stops everything)", stack.gateway_url)
-    while not stopping.wait(1):
-        for child in stack.children:
-            if child.process.poll() is not None:
+    restart_at: dict[str, float] = {}
+    while not stopping.wait(0.5):
+        for child in list(stack.children):
+            if child.process.poll() is None:
+                continue
+            now = time.monotonic()
+            if child.name not in restart_at:
+                if now - child.started_at >= STABLE_RUN_SECONDS:
+                    child.restarts = 0
+                delay = restart_delay(child.restarts)
+                restart_at[child.name] = now + delay
                 log.error(
-                    "%s exited with %s; stopping the stack", child.name, child.process.returncode
-                )
-                stopping.set()
+                    "%s exited with %s; restarting it in %.0f s",
+                    child.name, child.process.returncode, delay,
+                )  # fmt: skip
+            elif now >= restart_at[child.name]:
+                del restart_at[child.name]
+                stack.restart(child)
+                log.info("%s restarted", child.name)
+
+
+def restart_delay(restarts: int) -> float:
+    """The wait before restarting a child that has been restarted `restarts` times in a row."""
+    first, longest = RESTART_BACKOFF_SECONDS
+    return min(longest, first * 2**restarts)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import grpc
 
+# gRPC carries a status message in a trailer, and Envoy refuses upstream headers past 60 KiB
+# (a 502): a message repeating a huge value a client sent is cut short here, once for all.
+MAX_MESSAGE_CHARS = 1000
+
 
 class DomainError(Exception):
     """An error a client caused or can act on."""
@@ -16,6 +20,8 @@ class DomainError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
 
     def __init__(self, message: str) -> None:
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = message[: MAX_MESSAGE_CHARS - 3] + "..."
         super().__init__(message)
         self.message = message
 

@@ -1,8 +1,13 @@
 """User tokens and the verified identity a handler receives.
 
-A user token is an HS256 JWT signed with JWT_SECRET carrying `sub` (user), `org`, `role`, `sid`
-(session), `iat` and `exp`. Verification pins the algorithm, so `alg: none` and any other
-algorithm are refused before the signature is even considered.
+A user token is a JWT carrying `sub` (user), `org`, `role`, `sid` (session), `iat` and `exp`,
+signed in one of two modes (JWT_ALGORITHM):
+- EdDSA: auth alone holds the private key (JWT_PRIVATE_KEY); every service verifies with auth's
+  public keys (JWT_PUBLIC_KEYS), found by the token's `kid`. A service other than auth cannot
+  mint a token, so one compromised service does not make every user's identity forgeable.
+- HS256: JWT_SECRET, as it is, is the HMAC key; every service holding it can also mint tokens.
+Verification pins the mode's algorithm, so `alg: none`, HS256 signed with a public key and any
+other algorithm are refused before the signature is even considered.
 """
 
 from __future__ import annotations
@@ -12,10 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from marketsync.errors import PermissionDenied, Unauthenticated
+from marketsync.keys import PublicKeys, key_id
 
-SIGNING_ALGORITHM = "HS256"
+HS256 = "HS256"
+EDDSA = "EdDSA"
 TOKEN_LIFETIME = timedelta(hours=24)
 # Tolerated difference between the clocks of the replica that issued a token and the one reading.
 CLOCK_SKEW_SECONDS = 60
@@ -42,8 +50,20 @@ def role_rank(role: str) -> int:
     return ROLES.index(role)
 
 
+# How user tokens are checked: JWT_SECRET (HS256) or auth's public keys (EdDSA).
+UserTokenKeys = str | PublicKeys
+# How auth signs them: JWT_SECRET (HS256) or its private key (EdDSA).
+UserTokenSigningKey = str | Ed25519PrivateKey
+
+
 def issue_user_token(
-    secret: str, *, user_id: int, organization_id: int, role: str, session_id: int, now: datetime
+    key: UserTokenSigningKey,
+    *,
+    user_id: int,
+    organization_id: int,
+    role: str,
+    session_id: int,
+    now: datetime,
 ) -> tuple[str, datetime]:
     expires_at = now + TOKEN_LIFETIME
     claims = {
@@ -54,16 +74,20 @@ def issue_user_token(
         "iat": int(now.timestamp()),
         "exp": int(expires_at.timestamp()),
     }
-    return jwt.encode(claims, secret, algorithm=SIGNING_ALGORITHM), expires_at
+    if isinstance(key, Ed25519PrivateKey):
+        headers = {"kid": key_id(key.public_key())}
+        return jwt.encode(claims, key, algorithm=EDDSA, headers=headers), expires_at
+    return jwt.encode(claims, key, algorithm=HS256), expires_at
 
 
-def verify_user_token(secret: str, token: str) -> Identity:
+def verify_user_token(keys: UserTokenKeys, token: str) -> Identity:
     """Check signature, algorithm and expiry; the session itself is checked by the caller."""
     try:
+        key, algorithm = _verification_key(keys, token)
         claims = jwt.decode(
             token,
-            secret,
-            algorithms=[SIGNING_ALGORITHM],
+            key,
+            algorithms=[algorithm],
             options={"require": ["sub", "org", "role", "sid", "iat", "exp"]},
         )
         identity = Identity(
@@ -82,6 +106,16 @@ def verify_user_token(secret: str, token: str) -> Identity:
     if identity.role not in ROLES or issued_in_future or not all(0 < i < 2**63 for i in ids):
         raise Unauthenticated("the token is not valid; log in again")
     return identity
+
+
+def _verification_key(keys: UserTokenKeys, token: str) -> tuple[str | Ed25519PublicKey, str]:
+    """The key the token must be signed with and its algorithm, both fixed by the settings."""
+    if isinstance(keys, str):
+        return keys, HS256
+    found = keys.find(jwt.get_unverified_header(token).get("kid"))
+    if found is None:
+        raise jwt.InvalidTokenError("the token names no key of auth's")
+    return found[1], EDDSA
 
 
 def utcnow() -> datetime:

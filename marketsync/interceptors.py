@@ -2,8 +2,8 @@
 
 Per method, by the service it belongs to:
 - gRPC health and reflection: open.
-- services named `...InternalService`: a service credential only (never a user token), from a
-  service the server lists as a caller of that method.
+- services named `...InternalService`: a service credential only (never a user token), signed
+  with the key of a service the server lists as a caller of that method.
 - methods the server lists as open (register, login): no credential.
 - everything else: a user token, verified here (signature, algorithm, expiry) and confirmed by a
   session check (the auth service reads its own tables; other services ask auth, caching the
@@ -11,10 +11,18 @@ Per method, by the service it belongs to:
 
 Errors: a DomainError becomes its status with its message; a status from a service called
 downstream passes through; anything else is logged and answered INTERNAL without details.
+
+Every method that takes one request message, open ones included, is served as a request stream
+that reads exactly one message: grpc.aio's unary path, given a stream that ends without a
+message (headers with END_STREAM, or a truncated frame), returns without ever sending a status,
+so the call stayed open until the caller gave up, and anyone could pile such calls up until
+Envoy's circuit breakers refused everybody. Read as a stream, the missing message is seen and
+answered INVALID_ARGUMENT at once.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -25,7 +33,8 @@ from google.protobuf.message import DecodeError
 from grpc import aio
 
 from marketsync.errors import DomainError, InvalidArgument, PermissionDenied, Unauthenticated
-from marketsync.identity import Identity, bind_identity, verify_user_token
+from marketsync.identity import Identity, UserTokenKeys, bind_identity, verify_user_token
+from marketsync.keys import PublicKeys
 from marketsync.service_auth import SERVICE_METADATA_KEY, verify_service_token
 
 log = logging.getLogger(__name__)
@@ -64,15 +73,16 @@ class AccessInterceptor(aio.ServerInterceptor):
     def __init__(
         self,
         *,
-        jwt_secret: str,
-        internal_service_key: str,
+        user_token_keys: UserTokenKeys,
+        service_keys: PublicKeys,
         check_session: SessionChecker,
         open_methods: frozenset[str] = frozenset(),
         internal_callers: Mapping[str, frozenset[str]] | None = None,
         store_unavailable: tuple[type[Exception], ...] = (),
     ) -> None:
-        self._jwt_secret = jwt_secret
-        self._internal_service_key = internal_service_key
+        self._user_token_keys = user_token_keys
+        # The public keys of the services that call this one, by name.
+        self._service_keys = service_keys
         self._check_session = check_session
         self._open_methods = open_methods
         self._internal_callers = internal_callers or {}
@@ -86,9 +96,11 @@ class AccessInterceptor(aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or service_of(method) in OPEN_SERVICES:
-            return handler
-        return _wrap_handler(handler, lambda context: self._guard(method, context))
+        if handler is None:
+            return None
+        if service_of(method) not in OPEN_SERVICES:
+            handler = _wrap_handler(handler, lambda context: self._guard(method, context))
+        return _require_message(handler)
 
     @asynccontextmanager
     async def _guard(self, method: str, context: aio.ServicerContext) -> AsyncIterator[None]:
@@ -122,7 +134,7 @@ class AccessInterceptor(aio.ServerInterceptor):
     async def _authenticate(self, method: str, metadata: dict[str, Any]) -> Identity | None:
         if service_of(method).endswith(INTERNAL_SERVICE_SUFFIX):
             caller = verify_service_token(
-                self._internal_service_key, str(metadata.get(SERVICE_METADATA_KEY, ""))
+                self._service_keys, str(metadata.get(SERVICE_METADATA_KEY, ""))
             )
             if caller not in self._internal_callers.get(method, frozenset()):
                 raise PermissionDenied(f"the {caller} service may not call {method}")
@@ -134,7 +146,7 @@ class AccessInterceptor(aio.ServerInterceptor):
             raise Unauthenticated(
                 "this call needs `authorization: Bearer <token>`; log in to get one"
             )
-        return await self._check_session(verify_user_token(self._jwt_secret, token.strip()))
+        return await self._check_session(verify_user_token(self._user_token_keys, token.strip()))
 
 
 def _downstream_status(where: dict[str, str], exc: aio.AioRpcError) -> tuple[grpc.StatusCode, str]:
@@ -203,4 +215,59 @@ def _wrap_handler(handler: grpc.RpcMethodHandler, guard: Guard) -> grpc.RpcMetho
                 return await streamed(_decoded_stream(requests), context)
 
         return grpc.stream_unary_rpc_method_handler(respond_to_stream, **codec)
-    raise TypeError(f"{handler!r}: only unary and client-streaming RPCs are served")
+    if handler.stream_stream:
+        # Bidirectional handlers here are async generators: each answer they yield is sent.
+        answering = handler.stream_stream
+
+        async def respond_in_turn(
+            requests: AsyncIterator[Any], context: aio.ServicerContext
+        ) -> None:
+            async with guard(context):
+                async for response in answering(_decoded_stream(requests), context):
+                    await context.write(response)
+
+        return grpc.stream_stream_rpc_method_handler(respond_in_turn, **codec)
+    raise TypeError(f"{handler!r}: only unary, client-streaming and bidirectional RPCs are served")
+
+
+NO_MESSAGE = "the request carries no message"
+
+
+async def _only_message(requests: AsyncIterator[Any], context: aio.ServicerContext) -> Any:
+    async for request in requests:
+        # A second message is ignored, as grpc's own unary path ignores it.
+        return request
+    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, NO_MESSAGE)
+
+
+def _require_message(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """The handler of a one-message method, served as a request stream that reads that message:
+    the aio server dispatches on `request_streaming`, and only its stream path reports a stream
+    that ended without one (see the module's docstring)."""
+    codec = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary:
+        unary = handler.unary_unary
+
+        async def respond(requests: AsyncIterator[Any], context: aio.ServicerContext) -> Any:
+            return await unary(await _only_message(requests, context), context)
+
+        return grpc.stream_unary_rpc_method_handler(respond, **codec)
+    if handler.unary_stream:
+        streamed = handler.unary_stream
+
+        async def respond_with_stream(
+            requests: AsyncIterator[Any], context: aio.ServicerContext
+        ) -> None:
+            responses = streamed(await _only_message(requests, context), context)
+            if inspect.isawaitable(responses):
+                # A coroutine handler writes its responses itself (health's Watch does).
+                await responses
+                return
+            async for response in responses:
+                await context.write(response)
+
+        return grpc.stream_stream_rpc_method_handler(respond_with_stream, **codec)
+    return handler

@@ -29,6 +29,15 @@ log = logging.getLogger(__name__)
 # clients) need one per call in flight, up to their connection pools (32).
 WORKER_THREADS = 32
 
+# gRPC's limits on a request's metadata, counted as HPACK does (name + value + 32 bytes a field).
+# Past the soft limit gRPC refuses a random share of calls RESOURCE_EXHAUSTED (a 429 through
+# Envoy, listing the header names), past the hard one all of them. Both sit above the most Envoy
+# forwards (gateway.envoy_config.forwarded_headers_bound: 12 KiB accepted becomes at most about
+# 28 KiB), so Envoy's own limit, a 431, is the one a client meets. The hard limit only bounds
+# what a direct caller can make a service hold.
+MAX_METADATA_BYTES = 32 * 1024
+ABSOLUTE_MAX_METADATA_BYTES = 64 * 1024
+
 
 @dataclass
 class Service:
@@ -66,6 +75,8 @@ def create_server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+            ("grpc.absolute_max_metadata_size", ABSOLUTE_MAX_METADATA_BYTES),
             # gRPC's default tolerates a ping without data only every five minutes; our clients
             # ping every keepalive interval, and idle client streams would die of it.
             *keepalive.server_options(),
@@ -116,8 +127,8 @@ async def serve(
         ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="blocking")
     )
     access = AccessInterceptor(
-        jwt_secret=settings.jwt_secret,
-        internal_service_key=settings.internal_service_key,
+        user_token_keys=settings.user_token_keys(),
+        service_keys=settings.service_public_keys,
         check_session=check_session,
         open_methods=open_methods,
         internal_callers=internal_callers,

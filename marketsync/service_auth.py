@@ -1,11 +1,13 @@
 """How services prove themselves to each other.
 
-A calling service sends `x-marketsync-service: <jwt>`: an HS256 token signed with
-INTERNAL_SERVICE_KEY, audience `marketsync-internal`, naming the caller in `iss`, valid for five
-minutes. User tokens are signed with JWT_SECRET (a different key, enforced at start-up) and
-carry no audience, so no user token can pass as a service credential. Envoy strips the header
-from outside requests and never routes internal services. In Kubernetes the key is a Secret
-mounted only into the services' pods.
+A calling service sends `x-marketsync-service: <jwt>`: an EdDSA token signed with the caller's
+own Ed25519 private key (SERVICE_PRIVATE_KEY, which no other service holds), its key id in
+`kid`, the caller's name in `iss`, audience `marketsync-internal`, valid for five minutes. The
+called service holds only its callers' public keys (SERVICE_PUBLIC_KEYS, `name:key`): it finds
+the key by `kid` and accepts the credential only if `iss` names that key's holder, so a service
+can speak only for itself and the per-method caller lists mean what they say. User tokens carry
+no audience and are signed with other keys, so no user token can pass as a service credential.
+Envoy strips the header from outside requests and never routes internal services.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from grpc import aio
 
 from marketsync.config import MAX_MESSAGE_BYTES
 from marketsync.errors import Unauthenticated
-from marketsync.identity import SIGNING_ALGORITHM
+from marketsync.identity import EDDSA
 from marketsync.keepalive import DEFAULT_KEEPALIVE, Keepalive
+from marketsync.keys import PublicKeys, key_id
 
 SERVICE_METADATA_KEY = "x-marketsync-service"
 AUDIENCE = "marketsync-internal"
@@ -32,8 +36,9 @@ RENEW_AFTER_SECONDS = 240
 class ServiceCredential:
     """Mints (and reuses for a while) the caller's service token."""
 
-    def __init__(self, key: str, service_name: str) -> None:
-        self._key = key
+    def __init__(self, private_key: Ed25519PrivateKey, service_name: str) -> None:
+        self._key = private_key
+        self._headers = {"kid": key_id(private_key.public_key())}
         self._service_name = service_name
         self._token = ""
         self._minted_at = 0.0
@@ -47,24 +52,31 @@ class ServiceCredential:
                 "iat": int(now),
                 "exp": int(now) + CREDENTIAL_LIFETIME_SECONDS,
             }
-            self._token = jwt.encode(claims, self._key, algorithm=SIGNING_ALGORITHM)
+            self._token = jwt.encode(claims, self._key, algorithm=EDDSA, headers=self._headers)
             self._minted_at = now
         return self._token
 
 
-def verify_service_token(key: str, token: str) -> str:
-    """The calling service's name, or Unauthenticated."""
+def verify_service_token(callers: PublicKeys, token: str) -> str:
+    """The calling service's name, proven by its signature, or Unauthenticated."""
     try:
-        claims = jwt.decode(
+        found = callers.find(jwt.get_unverified_header(token).get("kid"))
+        if found is None:
+            raise Unauthenticated(
+                "the service credential is signed with a key this service does not know"
+            )
+        caller, public_key = found
+        jwt.decode(
             token,
-            key,
-            algorithms=[SIGNING_ALGORITHM],
+            public_key,
+            algorithms=[EDDSA],
             audience=AUDIENCE,
+            issuer=caller,
             options={"require": ["iss", "aud", "exp", "iat"]},
         )
     except jwt.InvalidTokenError as exc:
         raise Unauthenticated("this internal call needs a valid service credential") from exc
-    return str(claims["iss"])
+    return caller
 
 
 class _WithCredential:
@@ -101,6 +113,16 @@ class _StreamUnary(_WithCredential, aio.StreamUnaryClientInterceptor):
         return await continuation(self._details(client_call_details), request_iterator)
 
 
+class _StreamStream(_WithCredential, aio.StreamStreamClientInterceptor):
+    async def intercept_stream_stream(
+        self,
+        continuation: Callable[[aio.ClientCallDetails, Any], Any],
+        client_call_details: aio.ClientCallDetails,
+        request_iterator: Any,
+    ) -> Any:
+        return await continuation(self._details(client_call_details), request_iterator)
+
+
 def internal_channel(
     address: str, credential: ServiceCredential, *, keepalive: Keepalive = DEFAULT_KEEPALIVE
 ) -> aio.Channel:
@@ -115,5 +137,5 @@ def internal_channel(
     return aio.insecure_channel(
         address,
         options=options,
-        interceptors=[kind(credential) for kind in (_UnaryUnary, _StreamUnary)],
+        interceptors=[kind(credential) for kind in (_UnaryUnary, _StreamUnary, _StreamStream)],
     )

@@ -47,7 +47,9 @@ AMAZON_FLOOR_SIZE = 2_000
 CONCURRENT_ORGS = 120
 CONCURRENT_SIZE = 100
 MANY_SYNCS = 500
-SCALE_OUT_SYNCS = 24
+SCALE_OUT_SYNCS = 36
+SCALE_OUT_SIZE = 200  # 4 item pages, each answered after SCALE_OUT_DELAY
+SCALE_OUT_DELAY = 0.5
 SCALE_OUT_CAPACITY = 6
 # The bench's replica holds every concurrent sync the bench starts.
 REPLICA_CAPACITY = 600
@@ -365,17 +367,22 @@ def bench_scale_out(stack: Stack, client: httpx.Client) -> dict[str, float]:
     [main] = [c for c in stack.children if c.name == "sync"]
     main.stop()
     stack.children.remove(main)
-    capacity = {"SYNC_MAX_CONCURRENT": str(SCALE_OUT_CAPACITY)}
+    capacity = {
+        **stack.private_env["sync"],
+        "SYNC_MAX_CONCURRENT": str(SCALE_OUT_CAPACITY),
+        # Syncs are queued through one replica; the other finds them by polling.
+        "SYNC_CLAIM_INTERVAL_SECONDS": "0.5",
+    }
     argv = [sys.executable, "-m", "services.sync.server"]
     replicas: list[Child] = [stack.spawn("sync", argv, {"GRPC_PORT": port, **capacity})]
     time.sleep(3)
 
     def batch() -> float:
-        sellers = [Seller(client, "walmart", 100) for _ in range(SCALE_OUT_SYNCS)]
+        sellers = [Seller(client, "walmart", SCALE_OUT_SIZE) for _ in range(SCALE_OUT_SYNCS)]
         for seller in sellers:
             httpx.post(
                 f"{stack.env['WALMART_API_BASE_URL']}/_sandbox/faults",
-                json={"account": seller.account, "delay_seconds": {"getAllItems": 0.5}},
+                json={"account": seller.account, "delay_seconds": {"getAllItems": SCALE_OUT_DELAY}},
             ).raise_for_status()
         return max(run_all([(seller, seller.start()) for seller in sellers]).values())
 

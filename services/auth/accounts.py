@@ -4,16 +4,18 @@ A session row backs every token; the token carries its id. `check_session` is wh
 authentication interceptor asks: the session must be live and the user still a member of the
 token's organization, whose member row (not the token) gives the role.
 
-Logins are throttled per email: each attempt takes a numbered slot in the email's 15-minute
-window before the password is even checked, in one SQL statement, so a parallel burst cannot
-get more than 5 passwords checked. A successful login frees the slots.
+Logins are throttled by `logins.LoginChecks` (see there): only failures count, they lock out the
+client address that made them from the email (not the email for everyone), a much higher cap
+bounds an email's failures from all addresses together, and at most five password checks of one
+email run at once. Logins and registrations are also rate limited per client address
+(`throttle.ClientRateLimit`), before anything else.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
@@ -23,11 +25,17 @@ from marketsync.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
-    ResourceExhausted,
     Unauthenticated,
 )
-from marketsync.identity import TOKEN_LIFETIME, Identity, issue_user_token, utcnow
+from marketsync.identity import (
+    TOKEN_LIFETIME,
+    Identity,
+    UserTokenSigningKey,
+    issue_user_token,
+    utcnow,
+)
 from services.auth import store
+from services.auth.logins import LoginChecks
 from services.auth.models import (
     IssuedToken,
     LoginResult,
@@ -35,13 +43,13 @@ from services.auth.models import (
     Membership,
     Registration,
     SessionInfo,
+    User,
 )
 from services.auth.passwords import PasswordHasher
+from services.auth.throttle import ClientRateLimit
 
 # Ended sessions stay listed nowhere but are kept a day for whoever investigates an incident.
 ENDED_SESSION_RETENTION = timedelta(days=1)
-LOGIN_ATTEMPT_LIMIT = 5
-LOGIN_WINDOW = timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 8
 MAX_EMAIL_LENGTH = 254
 MAX_NAME_LENGTH = 200
@@ -84,15 +92,36 @@ def validate_name(value: str, field: str) -> str:
 
 class Accounts:
     def __init__(
-        self, pool: AsyncConnectionPool, *, token_secret: str, passwords: PasswordHasher
+        self,
+        pool: AsyncConnectionPool,
+        *,
+        # JWT_SECRET (HS256) or, in EdDSA mode, auth's private key, held by no other service.
+        token_secret: UserTokenSigningKey,
+        passwords: PasswordHasher,
+        client_limit: ClientRateLimit | None = None,
+        login_checks: LoginChecks | None = None,
     ) -> None:
         self._pool = pool
         self._token_secret = token_secret
         self._passwords = passwords
+        self._client_limit = client_limit
+        self._login_checks = login_checks or LoginChecks(pool)
+
+    def _count_client_attempt(self, client: str | None) -> None:
+        """Spend one of the client's attempts; None: not a client's call (no limit applies)."""
+        if self._client_limit is not None and client is not None:
+            self._client_limit.take(client)
 
     async def register(
-        self, *, email: str, password: str, name: str, organization_name: str
+        self,
+        *,
+        email: str,
+        password: str,
+        name: str,
+        organization_name: str,
+        client: str | None = None,
     ) -> Registration:
+        self._count_client_attempt(client)
         email = normalize_email(email)
         validate_password(password)
         name = validate_name(name, "name")
@@ -112,23 +141,29 @@ class Accounts:
         return Registration(issued.token, issued.expires_at, user, organization)
 
     async def login(
-        self, *, email: str, password: str, organization_id: int | None = None
+        self,
+        *,
+        email: str,
+        password: str,
+        organization_id: int | None = None,
+        client: str | None = None,
     ) -> LoginResult:
+        self._count_client_attempt(client)
         email = email.strip().lower()
         if len(email) > MAX_EMAIL_LENGTH or _CONTROL.search(email):  # no account can have it
             raise Unauthenticated(WRONG_CREDENTIALS)
-        async with self._pool.connection() as conn:
-            attempts, window_ends = await store.count_login_attempt(
-                conn, email=email, window=LOGIN_WINDOW
-            )
-            found = await store.find_login(conn, email)
-        if attempts > LOGIN_ATTEMPT_LIMIT:
-            raise ResourceExhausted(_locked_message(window_ends))
-        user, password_hash = found if found is not None else (None, None)
-        if not await self._passwords.verify(password, password_hash) or user is None:
+
+        async def check() -> User | None:
+            async with self._pool.connection() as conn:
+                found = await store.find_login(conn, email)
+            user, password_hash = found if found is not None else (None, None)
+            if not await self._passwords.verify(password, password_hash):
+                return None
+            return user
+
+        user = await self._login_checks.run(email, check, client=client)
+        if user is None:
             raise Unauthenticated(WRONG_CREDENTIALS)
-        async with self._pool.connection() as conn:
-            await store.clear_login_attempts(conn, email)
         async with self._pool.connection() as conn, conn.transaction():
             organizations = await store.memberships(conn, user.id)
             membership = _pick_membership(organizations, organization_id)
@@ -180,11 +215,16 @@ class Accounts:
             raise NotFound(f"session_id: you have no session {session_id}")
 
     async def purge_ended(self) -> tuple[int, int]:
-        """Delete long-ended sessions and stale failed-login counters: (sessions, counters)."""
+        """Delete long-ended sessions, stale failed-login counters and checks left by a replica
+        that died: (sessions, counters and checks)."""
         async with self._pool.connection() as conn:
-            return await store.purge_ended(
-                conn, ended_before=ENDED_SESSION_RETENTION, window=LOGIN_WINDOW
+            sessions, counters = await store.purge_ended(
+                conn,
+                ended_before=ENDED_SESSION_RETENTION,
+                window=self._login_checks.window,
+                check_lease=self._login_checks.lease,
             )
+        return sessions, counters + await self._login_checks.purge()
 
     async def check_session(self, identity: Identity) -> Identity:
         """The identity with its current role, or Unauthenticated if it no longer holds."""
@@ -226,7 +266,7 @@ def _pick_membership(
 ) -> Membership:
     if not organizations:
         raise PermissionDenied(
-            "you are not a member of any organization; ask an admin of one to add you"
+            "you are not a member of any organization; ask an admin of one to invite you"
         )
     if organization_id is None:
         return organizations[0]
@@ -235,11 +275,4 @@ def _pick_membership(
             return membership
     raise PermissionDenied(
         f"organization_id: you are not a member of organization {organization_id}"
-    )
-
-
-def _locked_message(window_ends: datetime) -> str:
-    minutes = max(1, -(-int((window_ends - utcnow()).total_seconds()) // 60))
-    return f"too many failed logins for this email; try again in {minutes} minute" + (
-        "s" if minutes > 1 else ""
     )

@@ -39,6 +39,27 @@ class Member:
 
 
 @dataclass(frozen=True, slots=True)
+class Invitation:
+    """An invitation as the inviting organization's admins see it."""
+
+    id: int
+    email: str
+    role: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedInvitation:
+    """A pending invitation as the invited user sees it."""
+
+    id: int
+    organization_id: int
+    organization_name: str
+    role: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class IssuedToken:
     token: str
     expires_at: datetime

@@ -1,9 +1,10 @@
 """Organizations and their members.
 
-Admins and owners manage members; only owners grant or take away the owner role; an organization
-always keeps at least one owner. Membership changes of one organization run one at a time (its
-row is locked) and re-read the caller's role inside that transaction, so two admins acting at
-once cannot, say, both demote the two last owners.
+Members join by invitation (see `invitations`). Admins and owners manage members; only owners
+grant or take away the owner role; an organization always keeps at least one owner. Membership
+changes of one organization run one at a time (its row is locked) and re-read the caller's role
+inside that transaction, so two admins acting at once cannot, say, both demote the two last
+owners.
 
 Refusing to demote or remove the last owner is FailedPrecondition: the request is well formed,
 the organization's current state forbids it (it becomes possible once another owner exists).
@@ -18,7 +19,6 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from marketsync.errors import (
-    AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -26,7 +26,7 @@ from marketsync.errors import (
 )
 from marketsync.identity import ROLES, Identity
 from services.auth import store
-from services.auth.accounts import normalize_email, validate_name
+from services.auth.accounts import validate_name
 from services.auth.models import Member, Organization
 
 
@@ -54,28 +54,12 @@ class Organizations:
         async with self._pool.connection() as conn:
             return await store.list_members(conn, identity.organization_id)
 
-    async def add_member(self, identity: Identity, *, email: str, role: str) -> Member:
-        email = normalize_email(email)
-        validate_role(role)
-        async with self._pool.connection() as conn, conn.transaction():
-            caller_role = await _lock_as_admin(conn, identity)
-            _check_owner_rule(caller_role, touches_owner=role == "owner")
-            user = await store.find_user_by_email(conn, email)
-            if user is None:
-                raise NotFound(f"email: no account uses {email}; they must register first")
-            added = await store.insert_member(
-                conn, organization_id=identity.organization_id, user_id=user.id, role=role
-            )
-            if not added:
-                raise AlreadyExists(f"email: {email} is already a member of this organization")
-        return Member(user.id, user.email, user.name, role)
-
     async def change_role(self, identity: Identity, *, user_id: int, role: str) -> Member:
         validate_role(role)
         async with self._pool.connection() as conn, conn.transaction():
-            caller_role = await _lock_as_admin(conn, identity)
+            caller_role = await lock_as_admin(conn, identity)
             target = await _member(conn, identity.organization_id, user_id)
-            _check_owner_rule(caller_role, touches_owner="owner" in (target.role, role))
+            check_owner_rule(caller_role, touches_owner="owner" in (target.role, role))
             if target.role == "owner" and role != "owner":
                 await _keep_an_owner(conn, identity.organization_id, "demoted")
             await store.update_member_role(
@@ -85,9 +69,9 @@ class Organizations:
 
     async def remove_member(self, identity: Identity, user_id: int) -> None:
         async with self._pool.connection() as conn, conn.transaction():
-            caller_role = await _lock_as_admin(conn, identity)
+            caller_role = await lock_as_admin(conn, identity)
             target = await _member(conn, identity.organization_id, user_id)
-            _check_owner_rule(caller_role, touches_owner=target.role == "owner")
+            check_owner_rule(caller_role, touches_owner=target.role == "owner")
             if target.role == "owner":
                 await _keep_an_owner(conn, identity.organization_id, "removed")
             await store.delete_member(
@@ -99,7 +83,7 @@ class Organizations:
             )
 
 
-async def _lock_as_admin(conn: AsyncConnection, identity: Identity) -> str:
+async def lock_as_admin(conn: AsyncConnection, identity: Identity) -> str:
     """Lock the organization's membership, then return the caller's role if admin or owner."""
     await store.lock_organization(conn, identity.organization_id)
     role = await store.member_role(
@@ -111,7 +95,7 @@ async def _lock_as_admin(conn: AsyncConnection, identity: Identity) -> str:
     return role
 
 
-def _check_owner_rule(caller_role: str, *, touches_owner: bool) -> None:
+def check_owner_rule(caller_role: str, *, touches_owner: bool) -> None:
     if touches_owner and caller_role != "owner":
         raise PermissionDenied("only owners can grant or take away the owner role")
 

@@ -15,17 +15,19 @@ from grpc import aio
 from pydantic import Field
 
 from marketsync.auth.v1 import auth_pb2, auth_pb2_grpc
-from marketsync.config import ServiceSettings, load_settings
+from marketsync.config import TokenIssuerSettings, load_settings
 from marketsync.logs import configure_logging
 from marketsync.server import serve
 from services.auth.accounts import Accounts
 from services.auth.credentials import Credentials
 from services.auth.database import open_pool
+from services.auth.invitations import Invitations
 from services.auth.migrations import migrate
 from services.auth.organizations import Organizations
 from services.auth.passwords import PasswordHasher
 from services.auth.servicer import AuthInternalServicer, AuthServicer, CredentialsServicer
 from services.auth.sync_logs import QueuePolicy, SyncLogs
+from services.auth.throttle import ClientRateLimit
 from services.auth.vault import Vault
 
 SERVICE_NAMES = tuple(
@@ -54,7 +56,7 @@ OPEN_METHODS = frozenset(
 )
 
 
-class AuthSettings(ServiceSettings):
+class AuthSettings(TokenIssuerSettings):
     grpc_port: int = Field(default=50051, ge=0, le=65535)
     cred_database_url: str = Field(min_length=1)
     credentials_encryption_key: str = Field(min_length=1)
@@ -68,6 +70,10 @@ class AuthSettings(ServiceSettings):
     sync_max_attempts: int = Field(default=3, ge=1)
     # Attempt n waits this times 2**(n-1) before the next.
     sync_retry_backoff_seconds: float = Field(default=30.0, ge=0)
+    # Logins and registrations per client address (as Envoy sees it), a token bucket per auth
+    # replica: this many at once, refilled at the rate below. 0 turns the limit off.
+    login_rate_burst: int = Field(default=30, ge=0)
+    login_rate_per_minute: float = Field(default=30.0, gt=0)
 
 
 HOUSEKEEPING_INTERVAL_SECONDS = 60
@@ -101,9 +107,17 @@ async def main() -> None:
         max_size=settings.database_pool_size,
     )
     accounts = Accounts(
-        pool, token_secret=settings.jwt_secret, passwords=PasswordHasher(settings.bcrypt_rounds)
+        pool,
+        token_secret=settings.user_token_signing_key(),
+        passwords=PasswordHasher(settings.bcrypt_rounds),
+        client_limit=ClientRateLimit(
+            burst=settings.login_rate_burst, per_minute=settings.login_rate_per_minute
+        )
+        if settings.login_rate_burst
+        else None,
     )
     organizations = Organizations(pool)
+    invitations = Invitations(pool)
     credentials = Credentials(pool, Vault.from_setting(settings.credentials_encryption_key))
     sync_logs = SyncLogs(
         pool,
@@ -122,7 +136,7 @@ async def main() -> None:
 
     def register(server: aio.Server) -> None:
         auth_pb2_grpc.add_AuthServiceServicer_to_server(
-            AuthServicer(accounts, organizations), server
+            AuthServicer(accounts, organizations, invitations), server
         )
         auth_pb2_grpc.add_CredentialsServiceServicer_to_server(
             CredentialsServicer(credentials), server

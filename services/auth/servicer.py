@@ -12,9 +12,20 @@ from marketsync.identity import Identity, current_identity
 from marketsync.sync.v1 import sync_pb2
 from services.auth.accounts import Accounts
 from services.auth.credentials import Credentials
-from services.auth.models import CredentialSummary, Member, Membership, SyncCounts, SyncLog, User
+from services.auth.invitations import Invitations
+from services.auth.models import (
+    CredentialSummary,
+    Invitation,
+    Member,
+    Membership,
+    ReceivedInvitation,
+    SyncCounts,
+    SyncLog,
+    User,
+)
 from services.auth.organizations import Organizations
 from services.auth.sync_logs import SyncLogs
+from services.auth.throttle import client_address
 
 
 def _user(user: User) -> auth_pb2.User:
@@ -31,6 +42,30 @@ def _member(member: Member) -> auth_pb2.Member:
     return auth_pb2.Member(
         user_id=member.user_id, email=member.email, name=member.name, role=member.role
     )
+
+
+def _invitation(invitation: Invitation) -> auth_pb2.Invitation:
+    return auth_pb2.Invitation(
+        id=invitation.id,
+        email=invitation.email,
+        role=invitation.role,
+        expires_at=to_timestamp(invitation.expires_at),
+    )
+
+
+def _received(invitation: ReceivedInvitation) -> auth_pb2.ReceivedInvitation:
+    return auth_pb2.ReceivedInvitation(
+        id=invitation.id,
+        organization=auth_pb2.Organization(
+            id=invitation.organization_id, name=invitation.organization_name
+        ),
+        role=invitation.role,
+        expires_at=to_timestamp(invitation.expires_at),
+    )
+
+
+def _client(context: aio.ServicerContext) -> str:
+    return client_address(dict(context.invocation_metadata() or ()), context.peer())
 
 
 def _credentials(summary: CredentialSummary) -> auth_pb2.CredentialsSummary:
@@ -70,9 +105,12 @@ def _counts(counts: sync_pb2.SyncCounts) -> SyncCounts:
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
-    def __init__(self, accounts: Accounts, organizations: Organizations) -> None:
+    def __init__(
+        self, accounts: Accounts, organizations: Organizations, invitations: Invitations
+    ) -> None:
         self._accounts = accounts
         self._organizations = organizations
+        self._invitations = invitations
 
     async def Register(
         self, request: auth_pb2.RegisterRequest, context: aio.ServicerContext
@@ -82,6 +120,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             password=request.password,
             name=request.name,
             organization_name=request.organization_name,
+            client=_client(context),
         )
         return auth_pb2.RegisterResponse(
             token=registration.token,
@@ -99,6 +138,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             email=request.email,
             password=request.password,
             organization_id=request.organization_id or None,
+            client=_client(context),
         )
         return auth_pb2.LoginResponse(
             token=result.token,
@@ -171,13 +211,43 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         members = await self._organizations.list_members(current_identity())
         return auth_pb2.ListMembersResponse(members=[_member(m) for m in members])
 
-    async def AddMember(
-        self, request: auth_pb2.AddMemberRequest, context: aio.ServicerContext
-    ) -> auth_pb2.AddMemberResponse:
-        member = await self._organizations.add_member(
+    async def InviteMember(
+        self, request: auth_pb2.InviteMemberRequest, context: aio.ServicerContext
+    ) -> auth_pb2.InviteMemberResponse:
+        invitation = await self._invitations.invite(
             current_identity(), email=request.email, role=request.role
         )
-        return auth_pb2.AddMemberResponse(member=_member(member))
+        return auth_pb2.InviteMemberResponse(invitation=_invitation(invitation))
+
+    async def ListInvitations(
+        self, request: auth_pb2.ListInvitationsRequest, context: aio.ServicerContext
+    ) -> auth_pb2.ListInvitationsResponse:
+        invitations = await self._invitations.list_pending(current_identity())
+        return auth_pb2.ListInvitationsResponse(invitations=[_invitation(i) for i in invitations])
+
+    async def RevokeInvitation(
+        self, request: auth_pb2.RevokeInvitationRequest, context: aio.ServicerContext
+    ) -> auth_pb2.RevokeInvitationResponse:
+        await self._invitations.revoke(current_identity(), request.invitation_id)
+        return auth_pb2.RevokeInvitationResponse()
+
+    async def ListMyInvitations(
+        self, request: auth_pb2.ListMyInvitationsRequest, context: aio.ServicerContext
+    ) -> auth_pb2.ListMyInvitationsResponse:
+        invitations = await self._invitations.received(current_identity())
+        return auth_pb2.ListMyInvitationsResponse(invitations=[_received(i) for i in invitations])
+
+    async def AcceptInvitation(
+        self, request: auth_pb2.AcceptInvitationRequest, context: aio.ServicerContext
+    ) -> auth_pb2.AcceptInvitationResponse:
+        member = await self._invitations.accept(current_identity(), request.invitation_id)
+        return auth_pb2.AcceptInvitationResponse(member=_member(member))
+
+    async def DeclineInvitation(
+        self, request: auth_pb2.DeclineInvitationRequest, context: aio.ServicerContext
+    ) -> auth_pb2.DeclineInvitationResponse:
+        await self._invitations.decline(current_identity(), request.invitation_id)
+        return auth_pb2.DeclineInvitationResponse()
 
     async def UpdateMemberRole(
         self, request: auth_pb2.UpdateMemberRoleRequest, context: aio.ServicerContext

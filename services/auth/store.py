@@ -14,9 +14,11 @@ from psycopg.rows import class_row
 
 from services.auth.models import (
     DueSync,
+    Invitation,
     Member,
     Membership,
     Organization,
+    ReceivedInvitation,
     SessionInfo,
     SyncCounts,
     SyncLog,
@@ -52,14 +54,6 @@ async def find_login(conn: Conn, email: str) -> tuple[User, str] | None:
 async def get_user(conn: Conn, user_id: int) -> User | None:
     cursor = conn.cursor(row_factory=class_row(User))
     await cursor.execute("SELECT id, email, name FROM users WHERE id = %s", (user_id,))
-    return await cursor.fetchone()
-
-
-async def find_user_by_email(conn: Conn, email: str) -> User | None:
-    cursor = conn.cursor(row_factory=class_row(User))
-    await cursor.execute(
-        "SELECT id, email, name FROM users WHERE lower(email) = lower(%s)", (email,)
-    )
     return await cursor.fetchone()
 
 
@@ -217,34 +211,15 @@ async def live_sessions(
     return tuple(await cursor.fetchall())
 
 
-# ---- failed logins -------------------------------------------------------------------------
+# ---- housekeeping ------------------------------------------------------------------------
 
 
-async def count_login_attempt(conn: Conn, *, email: str, window: timedelta) -> tuple[int, datetime]:
-    """Count one more attempt for the email; return the count and when its window ends.
-
-    One statement, so concurrent attempts each get a distinct count; a window older than
-    `window` starts over at 1.
-    """
-    cursor = await conn.execute(
-        "INSERT INTO login_failures AS f (email, failures, window_started_at)"
-        " VALUES (lower(%(email)s), 1, now())"
-        " ON CONFLICT (email) DO UPDATE SET"
-        " failures = CASE WHEN f.window_started_at <= now() - %(window)s THEN 1"
-        "                 ELSE f.failures + 1 END,"
-        " window_started_at = CASE WHEN f.window_started_at <= now() - %(window)s THEN now()"
-        "                          ELSE f.window_started_at END"
-        " RETURNING failures, window_started_at + %(window)s",
-        {"email": email, "window": window},
-    )
-    row = await cursor.fetchone()
-    assert row is not None
-    return int(row[0]), row[1]
-
-
-async def purge_ended(conn: Conn, *, ended_before: timedelta, window: timedelta) -> tuple[int, int]:
-    """Delete sessions that expired or were revoked longer ago than `ended_before`, and failed-
-    login counters whose window has passed; answer how many of each."""
+async def purge_ended(
+    conn: Conn, *, ended_before: timedelta, window: timedelta, check_lease: timedelta
+) -> tuple[int, int]:
+    """Delete sessions that expired or were revoked longer ago than `ended_before`, failed-
+    login counters whose window has passed and checks left by a replica that died; answer how
+    many sessions, and how many counters and checks."""
     sessions = await conn.execute(
         "DELETE FROM sessions"
         " WHERE expires_at < now() - %(ended)s OR revoked_at < now() - %(ended)s",
@@ -253,11 +228,136 @@ async def purge_ended(conn: Conn, *, ended_before: timedelta, window: timedelta)
     failures = await conn.execute(
         "DELETE FROM login_failures WHERE window_started_at <= now() - %s", (window,)
     )
-    return sessions.rowcount, failures.rowcount
+    checks = await conn.execute(
+        "DELETE FROM login_checks WHERE started_at <= now() - %s", (check_lease,)
+    )
+    return sessions.rowcount, failures.rowcount + checks.rowcount
 
 
-async def clear_login_attempts(conn: Conn, email: str) -> None:
-    await conn.execute("DELETE FROM login_failures WHERE email = lower(%s)", (email,))
+# ---- invitations ---------------------------------------------------------------------------
+
+
+async def is_member_email(conn: Conn, *, organization_id: int, email: str) -> bool:
+    cursor = await conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM organization_members m JOIN users u ON u.id = m.user_id"
+        " WHERE m.organization_id = %s AND lower(u.email) = lower(%s))",
+        (organization_id, email),
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return bool(row[0])
+
+
+async def upsert_invitation(
+    conn: Conn,
+    *,
+    organization_id: int,
+    email: str,
+    role: str,
+    invited_by: int,
+    lifetime: timedelta,
+) -> Invitation:
+    """The organization's pending invitation of the email, new or renewed (role, inviter and
+    expiry replaced: inviting again is how an expired invitation comes back)."""
+    cursor = conn.cursor(row_factory=class_row(Invitation))
+    await cursor.execute(
+        "INSERT INTO invitations (organization_id, email, role, invited_by, expires_at)"
+        " VALUES (%(organization_id)s, lower(%(email)s), %(role)s, %(invited_by)s,"
+        "         now() + %(lifetime)s)"
+        " ON CONFLICT (organization_id, email) WHERE status = 'pending' DO UPDATE SET"
+        " role = excluded.role, invited_by = excluded.invited_by, created_at = now(),"
+        " expires_at = excluded.expires_at"
+        " RETURNING id, email, role, expires_at",
+        {
+            "organization_id": organization_id,
+            "email": email,
+            "role": role,
+            "invited_by": invited_by,
+            "lifetime": lifetime,
+        },
+    )
+    invitation = await cursor.fetchone()
+    assert invitation is not None
+    return invitation
+
+
+_PENDING = sql.SQL("i.status = 'pending' AND i.expires_at > now()")
+
+
+async def pending_invitations(conn: Conn, organization_id: int) -> tuple[Invitation, ...]:
+    """The organization's invitations that can still be accepted, oldest first."""
+    cursor = conn.cursor(row_factory=class_row(Invitation))
+    await cursor.execute(
+        sql.SQL(
+            "SELECT i.id, i.email, i.role, i.expires_at FROM invitations i"
+            " WHERE i.organization_id = %s AND {pending} ORDER BY i.created_at, i.id"
+        ).format(pending=_PENDING),
+        (organization_id,),
+    )
+    return tuple(await cursor.fetchall())
+
+
+async def get_pending_invitation(
+    conn: Conn, *, organization_id: int, invitation_id: int
+) -> Invitation | None:
+    cursor = conn.cursor(row_factory=class_row(Invitation))
+    await cursor.execute(
+        sql.SQL(
+            "SELECT i.id, i.email, i.role, i.expires_at FROM invitations i"
+            " WHERE i.id = %s AND i.organization_id = %s AND {pending}"
+        ).format(pending=_PENDING),
+        (invitation_id, organization_id),
+    )
+    return await cursor.fetchone()
+
+
+async def received_invitations(conn: Conn, user_id: int) -> tuple[ReceivedInvitation, ...]:
+    """Pending invitations of the user's email, oldest first."""
+    cursor = conn.cursor(row_factory=class_row(ReceivedInvitation))
+    await cursor.execute(
+        sql.SQL(
+            "SELECT i.id, o.id AS organization_id, o.name AS organization_name, i.role,"
+            " i.expires_at FROM users u"
+            " JOIN invitations i ON i.email = lower(u.email)"
+            " JOIN organizations o ON o.id = i.organization_id"
+            " WHERE u.id = %s AND {pending} ORDER BY i.created_at, i.id"
+        ).format(pending=_PENDING),
+        (user_id,),
+    )
+    return tuple(await cursor.fetchall())
+
+
+async def received_invitation(
+    conn: Conn, *, user_id: int, invitation_id: int
+) -> ReceivedInvitation | None:
+    """One pending invitation of the user's email; None when it is not theirs or not pending."""
+    cursor = conn.cursor(row_factory=class_row(ReceivedInvitation))
+    await cursor.execute(
+        sql.SQL(
+            "SELECT i.id, o.id AS organization_id, o.name AS organization_name, i.role,"
+            " i.expires_at FROM users u"
+            " JOIN invitations i ON i.email = lower(u.email)"
+            " JOIN organizations o ON o.id = i.organization_id"
+            " WHERE u.id = %s AND i.id = %s AND {pending}"
+        ).format(pending=_PENDING),
+        (user_id, invitation_id),
+    )
+    return await cursor.fetchone()
+
+
+async def end_invitation(
+    conn: Conn, *, invitation_id: int, organization_id: int, status: str, ended_by: int
+) -> bool:
+    """Mark a pending, unexpired invitation accepted, declined or revoked. False when it no
+    longer is pending (another call ended it first): only one ending ever wins."""
+    cursor = await conn.execute(
+        sql.SQL(
+            "UPDATE invitations i SET status = %s, ended_at = now(), ended_by = %s"
+            " WHERE i.id = %s AND i.organization_id = %s AND {pending}"
+        ).format(pending=_PENDING),
+        (status, ended_by, invitation_id, organization_id),
+    )
+    return cursor.rowcount == 1
 
 
 # ---- marketplace credentials ---------------------------------------------------------------

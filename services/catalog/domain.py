@@ -18,6 +18,7 @@ from marketsync.marketplaces import MARKETPLACES
 MAX_SKU_LENGTH = 100
 MAX_INVENTORY_QUANTITY = 2**31 - 1
 MAX_BATCH_SIZE = 1000
+MAX_DELETE_BATCH_SIZE = 100
 MIN_PAGE_SIZE = 1
 MAX_PAGE_SIZE = 100
 
@@ -38,6 +39,9 @@ TEXT_LIMITS = {
 # no sign, exponent, NaN or Infinity can match.
 _PRICE_PATTERN = re.compile(r"[0-9]{1,36}(\.[0-9]{1,2})?")
 _CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
+# C0, DEL and C1. A SKU travels in URL paths, where Envoy refuses NUL outright, and into logs
+# and sync errors, where none of these belongs.
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _MAX_PRICE_DIGITS = 38
 _MAX_PRICE_INTEGER_DIGITS = 36
 CENT = Decimal("0.01")
@@ -131,6 +135,15 @@ class BatchResult:
         return self.upserted + self.unchanged
 
 
+@dataclass(slots=True)
+class BatchDeleteResult:
+    """Outcome of a batch delete, one entry per distinct SKU."""
+
+    deleted: int = 0
+    not_found: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
 def parse_price(text: str) -> Decimal | None:
     """A price as clients send it ("19.99"); empty means the product has no price."""
     if text == "":
@@ -176,13 +189,25 @@ def validate_product_input(product: ProductInput) -> None:
 
 
 def validate_sku(sku: str) -> None:
+    """The rules of a SKU being written."""
+    validate_stored_sku(sku)
+    if sku in (".", ".."):
+        # Envoy normalizes /api/products/.. away: such a product could never be read or deleted.
+        raise InvalidArgument("sku must not be '.' or '..'")
+    if found := _CONTROL_CHARACTER.search(sku):
+        raise InvalidArgument(
+            f"sku must not contain control characters (U+0000 to U+001F, U+007F to U+009F); "
+            f"it has U+{ord(found.group()):04X} at character {found.start() + 1}"
+        )
+
+
+def validate_stored_sku(sku: str) -> None:
+    """The rules of a SKU naming a product to read or delete. Looser than a write's: products
+    stored before control characters were refused keep their SKUs and must stay deletable."""
     if not isinstance(sku, str) or not 1 <= len(sku) <= MAX_SKU_LENGTH:
         raise InvalidArgument(f"sku must be 1 to {MAX_SKU_LENGTH} characters long")
     if "#" in sku:
         raise InvalidArgument("sku must not contain '#'")
-    if sku in (".", ".."):
-        # Envoy normalizes /api/products/.. away: such a product could never be read or deleted.
-        raise InvalidArgument("sku must not be '.' or '..'")
 
 
 def validate_marketplace(marketplace: str) -> None:

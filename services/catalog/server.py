@@ -12,7 +12,8 @@ from pydantic import Field
 
 from marketsync.auth.v1 import auth_pb2_grpc
 from marketsync.catalog.v1 import catalog_pb2, catalog_pb2_grpc
-from marketsync.config import ServiceSettings, load_settings
+from marketsync.config import PrivateKey, ServiceSettings, load_settings
+from marketsync.keys import private_key_text
 from marketsync.logs import configure_logging
 from marketsync.page_tokens import derive_key
 from marketsync.server import serve
@@ -39,6 +40,8 @@ INTERNAL_CALLERS = {
 class CatalogSettings(ServiceSettings):
     grpc_port: int = Field(default=50052, ge=0, le=65535)
     auth_address: str = Field(min_length=1)
+    # Catalog's own Ed25519 key: it signs the credentials catalog shows auth.
+    service_private_key: PrivateKey
     products_table_name: str = Field(min_length=3, max_length=255)
     aws_region: str = "us-east-1"
     # Unset: AWS itself.
@@ -56,10 +59,11 @@ async def main() -> None:
     store = ProductStore(
         client,
         settings.products_table_name,
-        derive_key(settings.jwt_secret, "catalog products"),
+        # Catalog's own secret: no other service can make its page tokens.
+        derive_key(private_key_text(settings.service_private_key), "catalog products"),
     )
     auth_channel = internal_channel(
-        settings.auth_address, ServiceCredential(settings.internal_service_key, "catalog")
+        settings.auth_address, ServiceCredential(settings.service_private_key, "catalog")
     )
 
     def register(server: aio.Server) -> None:

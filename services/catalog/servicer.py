@@ -1,7 +1,8 @@
 """Translation between the catalog protos and the product store. No rules live here.
 
 The store is synchronous boto3, so every call runs in a worker thread and the event loop keeps
-serving other RPCs meanwhile.
+serving other RPCs meanwhile. Single-product writes of one product take turns (see
+`CatalogServicer.UpsertProduct`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from marketsync.identity import current_identity
 from services.catalog.domain import (
     MARKETPLACES,
     MAX_BATCH_SIZE,
+    BatchResult,
     Listing,
     Product,
     ProductInput,
@@ -25,6 +27,7 @@ from services.catalog.domain import (
     parse_price,
     validate_page_size,
 )
+from services.catalog.locks import KeyedLocks
 from services.catalog.store import ProductStore
 
 DEFAULT_PAGE_SIZE = 50
@@ -105,9 +108,23 @@ def _failed(failed: list[tuple[str, str]]) -> list[catalog_pb2.FailedProduct]:
     return [catalog_pb2.FailedProduct(sku=sku, message=message) for sku, message in failed]
 
 
+def _batch_answer(
+    refused: list[tuple[str, str]], result: BatchResult
+) -> catalog_pb2.WriteSyncedProductsResponse:
+    failed = [*refused, *result.failed]
+    return catalog_pb2.WriteSyncedProductsResponse(
+        written=result.upserted,
+        unchanged=result.unchanged,
+        # A batch of bad items must not outgrow its answer: name the first ones only.
+        failed=_failed(failed[:NAMED_SYNC_FAILURES]),
+        failed_count=len(failed),
+    )
+
+
 class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     def __init__(self, store: ProductStore) -> None:
         self._store = store
+        self._writing = KeyedLocks()
 
     async def ListProducts(
         self, request: catalog_pb2.ListProductsRequest, context: aio.ServicerContext
@@ -140,7 +157,11 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         identity = current_identity()
         identity.require_role("member")
         write = product_input(request.sku, request.product)
-        stored = await asyncio.to_thread(self._store.upsert, identity.organization_id, write)
+        # Writers of one product take turns here rather than race: all but one of a race lose
+        # the store's conditional put and retry, each retry costing DynamoDB writes, so dozens
+        # at once would mostly retry. Other replicas' writers are still met by those retries.
+        async with self._writing.hold((identity.organization_id, request.sku)):
+            stored = await asyncio.to_thread(self._store.upsert, identity.organization_id, write)
         return product_message(stored)
 
     async def DeleteProduct(
@@ -166,6 +187,18 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             upserted=result.stored,
             unchanged=result.unchanged,
             failed=_failed(failed + result.failed),
+        )
+
+    async def BatchDeleteProducts(
+        self, request: catalog_pb2.BatchDeleteProductsRequest, context: aio.ServicerContext
+    ) -> catalog_pb2.BatchDeleteProductsResponse:
+        identity = current_identity()
+        identity.require_role("member")
+        result = await asyncio.to_thread(
+            self._store.batch_delete, identity.organization_id, list(request.skus)
+        )
+        return catalog_pb2.BatchDeleteProductsResponse(
+            deleted=result.deleted, not_found=result.not_found, failed=_failed(result.failed)
         )
 
     async def GetPriceHistory(
@@ -195,10 +228,10 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
         self,
         request_iterator: AsyncIterator[catalog_pb2.WriteSyncedProductsRequest],
         context: aio.ServicerContext,
-    ) -> catalog_pb2.WriteSyncedProductsResponse:
+    ) -> AsyncIterator[catalog_pb2.WriteSyncedProductsResponse]:
+        """Each batch answered once it is stored, before the next is read: the sync counts
+        what was written as it goes, and its unanswered batches pace it."""
         organization_id, marketplace = 0, ""
-        written = unchanged = failed_count = 0
-        failed: list[tuple[str, str]] = []
         async for batch in request_iterator:
             if not organization_id:
                 organization_id, marketplace = batch.organization_id, batch.marketplace
@@ -208,14 +241,7 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
                     )
             writes, refused = _product_inputs(batch.products, marketplace)
             result = await asyncio.to_thread(self._store.batch_upsert, organization_id, writes)
-            written += result.upserted
-            unchanged += result.unchanged
-            failed_count += len(refused) + len(result.failed)
-            # A catalogue of bad items must not outgrow the answer: name the first ones only.
-            failed.extend([*refused, *result.failed][: NAMED_SYNC_FAILURES - len(failed)])
-        return catalog_pb2.WriteSyncedProductsResponse(
-            written=written, unchanged=unchanged, failed=_failed(failed), failed_count=failed_count
-        )
+            yield _batch_answer(refused, result)
 
     async def GetStoredProducts(
         self, request: catalog_pb2.GetStoredProductsRequest, context: aio.ServicerContext

@@ -4,7 +4,9 @@ Concurrency: each marketplace writes only its own LISTING# item, and price point
 PRICE#{time}#{random} keys, so neither is ever overwritten by another writer. Every write puts
 those side items first and METADATA last, whose content hash then vouches for them (an equal
 hash means nothing to write). Single upserts put METADATA on condition of its `version` and
-retry on conflict; BatchWriteItem cannot be conditional, so its top-level fields are last-wins.
+retry on conflict, with jittered backoff until the backoff's deadline: a count of retries runs
+out under a few dozen concurrent writers. BatchWriteItem cannot be conditional, so its
+top-level fields are last-wins.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from marketsync.errors import InvalidArgument, NotFound, Unavailable
+from marketsync.errors import DomainError, InvalidArgument, NotFound, Unavailable
 from marketsync.identity import utcnow
 from marketsync.page_tokens import PageTokenSigner
 from services.catalog.domain import (
     MARKETPLACES,
     MAX_BATCH_SIZE,
+    MAX_DELETE_BATCH_SIZE,
+    BatchDeleteResult,
     BatchResult,
     Listing,
     PricePoint,
@@ -41,7 +45,7 @@ from services.catalog.domain import (
     validate_marketplace,
     validate_page_size,
     validate_product_input,
-    validate_sku,
+    validate_stored_sku,
 )
 from services.catalog.dynamo import (
     CONDITION_FAILED,
@@ -61,7 +65,6 @@ from services.catalog.tables import GSI1
 METADATA = "METADATA"
 LISTING_PREFIX = "LISTING#"
 PRICE_PREFIX = "PRICE#"
-MAX_CONFLICT_RETRIES = 10
 # With a marketplace filter most products read may be skipped, so read in full pages.
 FILTERED_QUERY_LIMIT = 100
 # A filtered page reads at most this many products; if it fills no page by then, it answers
@@ -75,7 +78,7 @@ Item = dict[str, dict[str, str]]
 
 def _is_valid_sku(sku: str) -> bool:
     try:
-        validate_sku(sku)
+        validate_stored_sku(sku)
     except InvalidArgument:
         return False
     return True
@@ -115,7 +118,7 @@ class ProductStore:
     # Reads
 
     def get(self, organization_id: int, sku: str) -> Product:
-        validate_sku(sku)
+        validate_stored_sku(sku)
         item, listings = self._read_product(product_pk(organization_id, sku))
         if item is None:
             raise NotFound(f"product {sku} does not exist")
@@ -194,7 +197,7 @@ class ProductStore:
 
     def price_history(self, organization_id: int, sku: str) -> list[PricePoint]:
         """Oldest first."""
-        validate_sku(sku)
+        validate_stored_sku(sku)
         pk = product_pk(organization_id, sku)
         items = self._query_partition(
             pk,
@@ -218,7 +221,9 @@ class ProductStore:
         """Store one product; returns it as stored. Unchanged content writes nothing."""
         validate_product_input(product)
         pk = product_pk(organization_id, product.sku)
-        for attempt in range(MAX_CONFLICT_RETRIES):
+        deadline = time.monotonic() + self._backoff.deadline_seconds
+        attempt = 0
+        while True:
             current, listings = self._read_product(pk)
             plan = _plan_write(organization_id, product, current, self._clock())
             if plan is None:
@@ -230,10 +235,11 @@ class ProductStore:
                 others = tuple(lst for lst in listings if lst.marketplace != product.marketplace)
                 merged = tuple(sorted((*others, *filter(None, [written])), key=_listing_order))
                 return _product_from_item(plan.product_item, merged)
-            time.sleep(self._backoff.delay(attempt))
-        raise Unavailable(
-            f"product {product.sku} kept changing while it was being written; try again"
-        )
+            if not self._backoff.sleep(attempt, deadline):
+                raise Unavailable(
+                    f"product {product.sku} kept changing while it was being written; try again"
+                )
+            attempt += 1
 
     def batch_upsert(self, organization_id: int, products: Sequence[ProductInput]) -> BatchResult:
         """Store up to 1000 products; a SKU given twice counts once and the last one wins."""
@@ -293,9 +299,28 @@ class ProductStore:
         result.retries += side_retries + product_retries
         return result
 
+    def batch_delete(self, organization_id: int, skus: Sequence[str]) -> BatchDeleteResult:
+        """Delete up to 100 products, each as `delete` does; a SKU given twice counts once."""
+        if len(skus) > MAX_DELETE_BATCH_SIZE:
+            raise InvalidArgument(
+                f"skus: at most {MAX_DELETE_BATCH_SIZE} per request, got {len(skus)}"
+            )
+        result = BatchDeleteResult()
+        for sku in dict.fromkeys(skus):
+            try:
+                self.delete(organization_id, sku)
+            except NotFound:
+                result.not_found.append(sku)
+            except DomainError as exc:
+                # One product's trouble (a bad SKU, DynamoDB busy) leaves the others to go on.
+                result.failed.append((sku, exc.message))
+            else:
+                result.deleted += 1
+        return result
+
     def delete(self, organization_id: int, sku: str) -> None:
         """Delete the product with its listings and price history; NotFound if absent."""
-        validate_sku(sku)
+        validate_stored_sku(sku)
         pk = product_pk(organization_id, sku)
         items = self._query_partition(pk, "PK = :pk", {":pk": {"S": pk}}, projection="PK, SK")
         if not any(item["SK"]["S"] == METADATA for item in items):

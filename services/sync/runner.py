@@ -15,10 +15,11 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from grpc import aio
@@ -51,6 +52,14 @@ OpenCatalogue = Callable[
     [str, Mapping[str, str], int, StoredEnrichment], AsyncIterator[CatalogPage]
 ]
 STORED_LOOKUP_SECONDS = 30
+# Batches sent to the catalog ahead of its answers: one being stored while the next waits, so
+# the catalog never idles between batches and a slow catalog holds the sync's reading back.
+MAX_UNANSWERED_BATCHES = 2
+# How long a failing sync waits for the answers to the batches it already sent.
+LAST_ANSWERS_SECONDS = 60
+# Shown escaped in a sync's error: PostgreSQL text cannot hold NUL, and a reader cannot see the
+# rest of them.
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def validate_marketplace(marketplace: str) -> None:
@@ -73,6 +82,12 @@ class Progress:
         self.failed += max(count or 0, len(named))
         self.failures.extend(named[: KEPT_FAILURES - len(self.failures)])
 
+    def add_stored(self, answer: catalog_pb2.WriteSyncedProductsResponse) -> None:
+        """Count what the catalog made of one batch."""
+        self.written += answer.written
+        self.unchanged += answer.unchanged
+        self.add_failures(((f.sku, f.message) for f in answer.failed), answer.failed_count)
+
     def counts(self) -> sync_pb2.SyncCounts:
         return sync_pb2.SyncCounts(
             items_fetched=self.fetched,
@@ -82,10 +97,16 @@ class Progress:
         )
 
     def failure_summary(self) -> str:
-        named = "; ".join(f"{sku}: {message}" for sku, message in self.failures[:NAMED_FAILURES])
+        named = "; ".join(
+            f"{_escaped(sku)}: {message}" for sku, message in self.failures[:NAMED_FAILURES]
+        )
         more = self.failed - min(NAMED_FAILURES, len(self.failures))
         suffix = f"; and {more} more" if more > 0 else ""
         return f"{self.failed} products could not be stored: {named}{suffix}"
+
+
+def _escaped(sku: str) -> str:
+    return _CONTROL_CHARACTER.sub(lambda found: f"\\u{ord(found.group()):04x}", sku)
 
 
 def product_message(product: MarketplaceProduct) -> catalog_pb2.Product:
@@ -360,7 +381,7 @@ class SyncWorker:
         credentials: Mapping[str, str],
         progress: Progress,
     ) -> None:
-        writer = _CatalogWriter(self._catalog, organization_id, marketplace)
+        writer = _CatalogWriter(self._catalog, organization_id, marketplace, progress)
         batch: list[catalog_pb2.Product] = []
         pages = self._open_catalogue(
             marketplace, credentials, organization_id, self._stored_enrichment(organization_id)
@@ -377,13 +398,18 @@ class SyncWorker:
                         del batch[: self._write_batch_size]
             if batch:
                 await writer.write(batch)
-            result = await writer.close()
-        except BaseException:
-            writer.cancel()
+        except Exception:
+            # The batches already sent are being stored all the same: count them before the
+            # sync fails, unless the catalog is what failed (or takes too long to say).
+            with contextlib.suppress(aio.AioRpcError, TimeoutError):
+                async with asyncio.timeout(LAST_ANSWERS_SECONDS):
+                    await writer.close()
             raise
-        progress.written = result.written
-        progress.unchanged = result.unchanged
-        progress.add_failures(((f.sku, f.message) for f in result.failed), result.failed_count)
+        else:
+            await writer.close()
+        finally:
+            # A sync cancelled mid-stream ends its call at once; a closed call is left alone.
+            writer.cancel()
 
     def _stored_enrichment(self, organization_id: int) -> StoredEnrichment:
         async def stored(skus: list[str]) -> dict[str, tuple[str, Enrichment]]:
@@ -440,24 +466,38 @@ class _Run:
 
 class _CatalogWriter:
     """The catalog write stream, opened when the first batch is ready: a sync that spends
-    minutes reading a marketplace before its first full batch holds no idle stream."""
+    minutes reading a marketplace before its first full batch holds no idle stream.
+
+    The catalog answers each batch once it is stored; the answers go into the sync's progress
+    as they arrive, so heartbeats carry what is stored so far and a sync that fails midway
+    still records it. At most MAX_UNANSWERED_BATCHES are sent ahead of their answers.
+    """
 
     def __init__(
         self,
         catalog: catalog_pb2_grpc.CatalogInternalServiceStub,
         organization_id: int,
         marketplace: str,
+        progress: Progress,
     ) -> None:
         self._catalog = catalog
         self._organization_id = organization_id
         self._marketplace = marketplace
+        self._progress = progress
         self._call: Any = None
+        self._answers: asyncio.Task[None] | None = None
+        self._failure: aio.AioRpcError | None = None
+        self._room = asyncio.Semaphore(MAX_UNANSWERED_BATCHES)
 
     async def write(self, products: list[catalog_pb2.Product]) -> None:
+        await self._room.acquire()
         if self._call is None:
             # No deadline: a first Amazon sync of a large catalogue takes hours (Catalog Items
             # is paced at 40 products/s); keepalive finds a dead connection.
             self._call = self._catalog.WriteSyncedProducts()
+            self._answers = asyncio.create_task(self._read_answers(self._call))
+        elif self._ended():
+            self._raise_ended()
         request = catalog_pb2.WriteSyncedProductsRequest(
             organization_id=self._organization_id,
             marketplace=self._marketplace,
@@ -466,19 +506,46 @@ class _CatalogWriter:
         try:
             await self._call.write(request)
         except asyncio.InvalidStateError:
-            await self._call  # the catalog ended the call: raise its status instead
-            raise
+            await self._last_answer()
+            self._raise_ended()
 
-    async def close(self) -> catalog_pb2.WriteSyncedProductsResponse:
+    async def close(self) -> None:
+        """Finish the stream and wait for the answers still due; raise the catalog's error."""
         if self._call is None:
-            return catalog_pb2.WriteSyncedProductsResponse()
+            return
         await self._call.done_writing()
-        result: catalog_pb2.WriteSyncedProductsResponse = await self._call
-        return result
+        await self._last_answer()
+        if self._failure is not None:
+            raise self._failure
 
     def cancel(self) -> None:
         if self._call is not None:
             self._call.cancel()
+
+    async def _read_answers(self, call: Any) -> None:
+        try:
+            while (answer := await call.read()) is not aio.EOF:
+                self._progress.add_stored(answer)
+                self._room.release()
+        except aio.AioRpcError as exc:
+            self._failure = exc
+        finally:
+            # Wakes a write waiting for room: no more answers will come to make it.
+            self._room.release()
+
+    async def _last_answer(self) -> None:
+        """Wait until no answer can come, without raising what ended the call."""
+        if self._answers is not None:
+            await asyncio.wait([self._answers])
+
+    def _ended(self) -> bool:
+        return self._answers is not None and self._answers.done()
+
+    def _raise_ended(self) -> NoReturn:
+        """The catalog ended the call while batches were still coming: raise its status."""
+        if self._failure is not None:
+            raise self._failure
+        raise RuntimeError("the catalog ended the write stream before the last batch")
 
 
 def _without_field_prefix(details: str) -> str:

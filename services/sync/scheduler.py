@@ -17,7 +17,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from marketsync.auth.v1 import auth_pb2, auth_pb2_grpc
-from marketsync.config import MIN_SECRET_LENGTH, load_settings
+from marketsync.config import PrivateKey, load_settings
 from marketsync.logs import configure_logging
 from marketsync.service_auth import ServiceCredential, internal_channel
 
@@ -25,10 +25,13 @@ log = logging.getLogger(__name__)
 
 
 class SchedulerSettings(BaseSettings):
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        case_sensitive=False, extra="ignore", frozen=True, arbitrary_types_allowed=True
+    )
 
     auth_address: str = Field(min_length=1)
-    internal_service_key: str = Field(min_length=MIN_SECRET_LENGTH)
+    # The scheduler's own Ed25519 key: auth lets it queue due syncs and nothing else.
+    service_private_key: PrivateKey
     sync_interval_seconds: int = Field(default=21_600, gt=0)
     sync_jitter_seconds: int = Field(default=300, ge=0)
     log_level: str = "INFO"
@@ -37,7 +40,7 @@ class SchedulerSettings(BaseSettings):
 async def main() -> None:
     settings = load_settings(SchedulerSettings)
     configure_logging("scheduler", settings.log_level)
-    credential = ServiceCredential(settings.internal_service_key, "scheduler")
+    credential = ServiceCredential(settings.service_private_key, "scheduler")
     async with internal_channel(settings.auth_address, credential) as channel:
         answer = await auth_pb2_grpc.AuthInternalServiceStub(channel).EnqueueDueSyncs(
             auth_pb2.EnqueueDueSyncsRequest(

@@ -16,7 +16,8 @@ from pydantic import Field
 
 from marketsync.auth.v1 import auth_pb2_grpc
 from marketsync.catalog.v1 import catalog_pb2_grpc
-from marketsync.config import ServiceSettings, load_settings
+from marketsync.config import PrivateKey, ServiceSettings, load_settings
+from marketsync.keys import private_key_text
 from marketsync.logs import configure_logging
 from marketsync.page_tokens import PageTokenSigner, derive_key
 from marketsync.server import serve
@@ -44,6 +45,8 @@ class SyncSettings(ServiceSettings):
     grpc_port: int = Field(default=50053, ge=0, le=65535)
     auth_address: str = Field(min_length=1)
     catalog_address: str = Field(min_length=1)
+    # Sync's own Ed25519 key: it signs the credentials sync shows auth and catalog.
+    service_private_key: PrivateKey
     # Unset: the real marketplaces.
     amazon_sp_api_endpoint: str = ""
     amazon_lwa_token_url: str = ""
@@ -100,7 +103,7 @@ async def schedule_forever(worker: SyncWorker, interval: int, jitter: int) -> No
 async def main() -> None:
     settings = load_settings(SyncSettings)
     configure_logging("sync", settings.log_level)
-    credential = ServiceCredential(settings.internal_service_key, "sync")
+    credential = ServiceCredential(settings.service_private_key, "sync")
     auth_channel = internal_channel(settings.auth_address, credential)
     catalog_channel = internal_channel(settings.catalog_address, credential)
     auth = auth_pb2_grpc.AuthInternalServiceStub(auth_channel)
@@ -114,7 +117,10 @@ async def main() -> None:
         claim_interval_seconds=settings.sync_claim_interval_seconds,
         heartbeat_seconds=settings.sync_heartbeat_seconds,
     )
-    page_tokens = PageTokenSigner(derive_key(settings.jwt_secret, "sync logs"))
+    page_tokens = PageTokenSigner(
+        # Sync's own secret: no other service can make its page tokens.
+        derive_key(private_key_text(settings.service_private_key), "sync logs")
+    )
 
     def register(server: aio.Server) -> None:
         sync_pb2_grpc.add_SyncServiceServicer_to_server(

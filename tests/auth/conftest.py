@@ -25,6 +25,7 @@ from marketsync.identity import Identity, verify_user_token
 from services.auth.accounts import Accounts
 from services.auth.credentials import Credentials
 from services.auth.database import open_pool
+from services.auth.invitations import Invitations
 from services.auth.migrations import migrate
 from services.auth.models import Registration
 from services.auth.organizations import Organizations
@@ -96,6 +97,11 @@ def organizations(pool: AsyncConnectionPool) -> Organizations:
     return Organizations(pool)
 
 
+@pytest.fixture
+def invitations(pool: AsyncConnectionPool) -> Invitations:
+    return Invitations(pool)
+
+
 @pytest.fixture(scope="session")
 def encryption_key() -> str:
     return generate_key()
@@ -135,3 +141,20 @@ def signup(accounts: Accounts) -> Signup:
         return SignedUp(email, password, registration, identity)
 
     return register
+
+
+Join = Callable[[Identity, SignedUp, str], Awaitable[Identity]]
+
+
+@pytest.fixture
+def join(invitations: Invitations) -> Join:
+    """Invite the user into the inviter's organization in the role and accept as the user;
+    answers the user's identity there (session 0: for domain calls, not session checks)."""
+
+    async def invite_and_accept(inviter: Identity, user: SignedUp, role: str) -> Identity:
+        invitation = await invitations.invite(inviter, email=user.email, role=role)
+        member = await invitations.accept(user.identity, invitation.id)
+        assert (member.user_id, member.role) == (user.identity.user_id, role)
+        return Identity(user.identity.user_id, inviter.organization_id, role, 0)
+
+    return invite_and_accept

@@ -6,12 +6,10 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from marketsync.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from marketsync.identity import Identity
 from services.auth.credentials import Credentials
-from services.auth.organizations import Organizations
 from services.auth.vault import Vault, generate_key
 
-from .conftest import Signup
+from .conftest import Join, Signup
 
 pytestmark = pytest.mark.anyio
 
@@ -109,11 +107,10 @@ async def test_invalid_input_is_refused(signup: Signup, credentials: Credentials
 
 @pytest.mark.parametrize("role", ["member", "viewer"])
 async def test_only_admins_touch_credentials(
-    signup: Signup, credentials: Credentials, organizations: Organizations, role: str
+    signup: Signup, credentials: Credentials, join: Join, role: str
 ) -> None:
     ann, bob = await signup("ann"), await signup("bob")
-    await organizations.add_member(ann.identity, email=bob.email, role=role)
-    bob_inside = Identity(bob.identity.user_id, ann.identity.organization_id, role, 0)
+    bob_inside = await join(ann.identity, bob, role)
     with pytest.raises(PermissionDenied):
         await credentials.save(bob_inside, "walmart", WALMART)
     with pytest.raises(PermissionDenied):

@@ -18,6 +18,7 @@ from services.catalog.domain import (
     parse_timestamp,
     validate_page_size,
     validate_product_input,
+    validate_stored_sku,
 )
 
 VALID = ProductInput(sku="SKU-1", title="Mug", price=Decimal("19.99"), currency="USD")
@@ -87,9 +88,36 @@ def test_invalid_fields_are_refused_by_name(change: dict[str, object], field: st
         validate_product_input(replace(VALID, **change))  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("sku", "named"),
+    [
+        ("a\x00b", "U+0000 at character 2"),
+        ("\tTAB", "U+0009 at character 1"),
+        ("LINE\n", "U+000A at character 5"),
+        ("x\x1f", "U+001F"),
+        ("DEL\x7f", "U+007F"),
+        ("C1\x80", "U+0080"),
+        ("C1\x9f", "U+009F"),
+    ],
+)
+def test_a_sku_with_a_control_character_is_refused_naming_it(sku: str, named: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        validate_product_input(replace(VALID, sku=sku))
+    assert refused.value.message.startswith("sku must not contain control characters")
+    assert named in refused.value.message
+
+
+def test_a_stored_sku_with_a_control_character_can_still_name_its_product() -> None:
+    validate_stored_sku("a\x00b")
+    with pytest.raises(InvalidArgument, match="sku"):
+        validate_stored_sku("A#B")
+
+
 def test_valid_writes_pass() -> None:
     validate_product_input(VALID)
     validate_product_input(ProductInput(sku="a" * 100))
+    # Of what is not ASCII, only C1 control characters are refused.
+    validate_product_input(ProductInput(sku="Tasse bleue \u00a0\u00e9-\U0001f600"))
     validate_product_input(
         replace(VALID, marketplace="amazon", external_id="B0001", listing_status="Active")
     )

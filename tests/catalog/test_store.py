@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -10,7 +11,9 @@ from typing import Any
 import pytest
 
 from marketsync.errors import InvalidArgument, NotFound
+from services.catalog import store as store_module
 from services.catalog.domain import ProductInput
+from services.catalog.dynamo import Backoff
 from services.catalog.store import ProductStore
 
 from .conftest import PAGE_TOKEN_KEY, CallCounter
@@ -246,20 +249,30 @@ def test_invalid_requests_are_refused_before_any_call(
     assert calls.counts == {}
 
 
-def test_concurrent_price_changes_each_leave_a_point(store: ProductStore) -> None:
+def test_concurrent_price_changes_each_leave_a_point(
+    make_store: Callable[..., ProductStore],
+) -> None:
+    # Backoff as in production, only shorter: 40 writers at once used to exhaust a count of
+    # conflict retries ("kept changing while it was being written").
+    store = make_store(backoff=Backoff(base_seconds=0.001, cap_seconds=0.1, deadline_seconds=20.0))
     store.upsert(ORG, mug(price=Decimal("1.00")))
-    prices = [Decimal(f"{n}.00") for n in range(2, 10)]
+    prices = [Decimal(f"{n}.00") for n in range(2, 42)]
     barrier = threading.Barrier(len(prices))
+    errors: list[Exception] = []
 
     def change(price: Decimal) -> None:
         barrier.wait()
-        store.upsert(ORG, mug(price=price, title=f"at {price}"))
+        try:
+            store.upsert(ORG, mug(price=price, title=f"at {price}"))
+        except Exception as exc:
+            errors.append(exc)
 
     threads = [threading.Thread(target=change, args=(price,)) for price in prices]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert errors == []
     final = store.get(ORG, "MUG-1")
     history = store.price_history(ORG, "MUG-1")
     assert sorted(p.price for p in history) == [Decimal("1.00"), *prices]
@@ -298,3 +311,47 @@ def test_prices_are_stored_as_exact_fixed_point_numbers(store: ProductStore) -> 
     store.upsert(ORG, mug("HUGE", price=Decimal("9" * 36 + ".99")))
     assert str(store.get(ORG, "BIG").price) == "100.00"
     assert str(store.get(ORG, "HUGE").price) == "9" * 36 + ".99"
+
+
+def test_a_sku_with_a_control_character_is_never_written(store: ProductStore) -> None:
+    with pytest.raises(InvalidArgument, match="sku must not contain control characters"):
+        store.upsert(ORG, mug("A\x00B"))
+    result = store.batch_upsert(ORG, [mug("GOOD"), mug("A\x00B"), mug("LINE\n")])
+    assert result.upserted == 1
+    assert [sku for sku, _ in result.failed] == ["A\x00B", "LINE\n"]
+    assert all("U+00" in message for _, message in result.failed)
+    assert [p.sku for p in page_all(store, ORG, 10)] == ["GOOD"]
+
+
+def test_a_product_stored_with_a_control_character_can_be_read_and_deleted(
+    store: ProductStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Written as the code before the rule did: every check but that one.
+    with monkeypatch.context() as old_rules:
+        old_rules.setattr(store_module, "validate_product_input", lambda product: None)
+        store.upsert(ORG, mug("A\x00B", marketplace="walmart", external_id="W1"))
+        store.upsert(ORG, mug("A\x00B", price=Decimal("2.00")))
+    store.upsert(ORG, mug("KEEP"))
+    assert store.get(ORG, "A\x00B").listings[0].external_id == "W1"
+    assert len(store.price_history(ORG, "A\x00B")) == 2
+
+    result = store.batch_delete(ORG, ["A\x00B", "A\x00B", "GONE"])
+    assert (result.deleted, result.not_found, result.failed) == (1, ["GONE"], [])
+    with pytest.raises(NotFound):
+        store.get(ORG, "A\x00B")
+    with pytest.raises(NotFound):
+        store.price_history(ORG, "A\x00B")
+    assert [p.sku for p in page_all(store, ORG, 10)] == ["KEEP"]
+    assert store.batch_delete(ORG, ["A\x00B"]).not_found == ["A\x00B"]
+
+
+def test_a_batch_delete_names_skus_that_cannot_name_a_product(store: ProductStore) -> None:
+    store.upsert(ORG, mug("MUG-1"))
+    result = store.batch_delete(ORG, ["A#B", "", "MUG-1"])
+    assert result.deleted == 1
+    assert [(sku, "sku" in message) for sku, message in result.failed] == [
+        ("A#B", True),
+        ("", True),
+    ]
+    with pytest.raises(InvalidArgument, match="skus: at most 100"):
+        store.batch_delete(ORG, [f"S{n}" for n in range(101)])

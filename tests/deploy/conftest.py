@@ -40,5 +40,6 @@ def manifests(components: tuple[str, ...]) -> list[Manifest]:
 
 
 @pytest.fixture(scope="session")
-def example_secret() -> Manifest:
-    return yaml.safe_load((K8S / "secret.example.yaml").read_text())
+def example_objects() -> list[Manifest]:
+    """The Secrets and the public-key ConfigMap an operator creates, as the example shows them."""
+    return [doc for doc in yaml.safe_load_all((K8S / "secret.example.yaml").read_text()) if doc]

@@ -13,18 +13,35 @@ import yaml
 from tests.deploy.conftest import COMPONENT_NAMES, K8S, ROOTS, render
 from tests.deploy.kustomize_subset import Manifest, build
 
-SECRET_NAME = "marketsync-secrets"
 GRPC_SERVICES = {
     "auth": ("marketsync.auth.v1.AuthService", 50051),
     "catalog": ("marketsync.catalog.v1.CatalogService", 50052),
     "sync": ("marketsync.sync.v1.SyncService", 50053),
 }
-# Pods (by app.kubernetes.io/name) allowed to read each secret key.
+# Pods (by app.kubernetes.io/name) allowed to read each key of each Secret: every workload has
+# a Secret of its own, and only the private keys of the service it runs.
 SECRET_READERS = {
-    "JWT_SECRET": {"auth", "catalog", "sync"},
-    "INTERNAL_SERVICE_KEY": {"auth", "catalog", "sync", "sync-scheduler"},
-    "CREDENTIALS_ENCRYPTION_KEY": {"auth"},
-    "CRED_DATABASE_URL": {"auth", "auth-migrations"},
+    ("marketsync-auth", "JWT_PRIVATE_KEY"): {"auth"},
+    ("marketsync-auth", "CREDENTIALS_ENCRYPTION_KEY"): {"auth"},
+    ("marketsync-auth", "CRED_DATABASE_URL"): {"auth", "auth-migrations"},
+    ("marketsync-catalog", "SERVICE_PRIVATE_KEY"): {"catalog"},
+    ("marketsync-sync", "SERVICE_PRIVATE_KEY"): {"sync"},
+    ("marketsync-scheduler", "SERVICE_PRIVATE_KEY"): {"sync-scheduler"},
+}
+# The Secret each pod may read, if any: its own workload's.
+OWN_SECRET = {
+    "auth": "marketsync-auth",
+    "auth-migrations": "marketsync-auth",
+    "catalog": "marketsync-catalog",
+    "sync": "marketsync-sync",
+    "sync-scheduler": "marketsync-scheduler",
+}
+PUBLIC_KEYS = "marketsync-public-keys"
+# The public keys each pod verifies with: user tokens (every service), service credentials
+# (the services that serve internal RPCs).
+PUBLIC_KEY_READERS = {
+    "JWT_PUBLIC_KEYS": {"auth", "catalog", "sync"},
+    "SERVICE_PUBLIC_KEYS": {"auth", "catalog"},
 }
 APP = "app.kubernetes.io/name"
 # What a sync pod takes idle and per sync it runs (a large Walmart catalogue being joined), MiB.
@@ -141,24 +158,99 @@ def test_gateway_probes_its_public_port(manifests: list[Manifest]) -> None:
     assert container["livenessProbe"]["tcpSocket"] == {"port": 8080}
 
 
+def secret_references(template: dict[str, Any]) -> set[tuple[str, str | None]]:
+    """(Secret, key) of everything a pod reads from Secrets; key None for a whole Secret."""
+    spec = template["spec"]
+    references: set[tuple[str, str | None]] = set()
+    for container in spec["containers"]:
+        for source in container.get("envFrom", []):
+            if "secretRef" in source:
+                references.add((source["secretRef"]["name"], None))
+        for variable in container.get("env", []):
+            reference = variable.get("valueFrom", {}).get("secretKeyRef")
+            if reference is not None:
+                references.add((reference["name"], reference["key"]))
+    for volume in spec.get("volumes", []):
+        if "secret" in volume:
+            references.add((volume["secret"]["secretName"], None))
+        for source in volume.get("projected", {}).get("sources", []):
+            if "secret" in source:
+                references.add((source["secret"]["name"], None))
+    return references
+
+
 def test_secrets_reach_only_the_pods_that_need_them(
-    manifests: list[Manifest], example_secret: Manifest
+    manifests: list[Manifest], example_objects: list[Manifest]
 ) -> None:
-    readers: dict[str, set[str]] = {secret_key: set() for secret_key in SECRET_READERS}
+    readers: dict[tuple[str, str | None], set[str]] = {
+        reference: set() for reference in SECRET_READERS
+    }
     for name, template in pod_templates(manifests):
         for container in template["spec"]["containers"]:
             assert "envFrom" not in container, f"{name}: name each secret key it needs"
             for variable in container.get("env", []):
                 reference = variable.get("valueFrom", {}).get("secretKeyRef")
-                if reference is None:
-                    continue
-                assert reference["name"] == SECRET_NAME, name
-                assert reference["key"] in example_secret["stringData"], (name, reference)
-                assert variable["name"] == reference["key"], name
-                readers[reference["key"]].add(name)
+                if reference is not None:
+                    assert variable["name"] == reference["key"], name
+        for reference in secret_references(template):
+            readers.setdefault(reference, set()).add(name)
     assert readers == SECRET_READERS
-    assert example_secret["metadata"]["name"] == SECRET_NAME
-    assert set(example_secret["stringData"]) == set(SECRET_READERS)
+    example_keys = {
+        (example["metadata"]["name"], key)
+        for example in example_objects
+        if example["kind"] == "Secret"
+        for key in example["stringData"]
+    }
+    assert example_keys == set(SECRET_READERS)
+
+
+def test_no_pod_holds_another_services_private_key(manifests: list[Manifest]) -> None:
+    for name, template in pod_templates(manifests):
+        secrets = {secret for secret, _ in secret_references(template)}
+        assert secrets <= {OWN_SECRET.get(name)}, f"{name} reads {secrets}"
+        (container,) = template["spec"]["containers"]
+        env = env_of(container)
+        if "SERVICE_PRIVATE_KEY" in env:
+            reference = env["SERVICE_PRIVATE_KEY"]["valueFrom"]["secretKeyRef"]
+            assert reference["name"] == OWN_SECRET[name], name
+    callers = {
+        name
+        for name, template in pod_templates(manifests)
+        for container in template["spec"]["containers"]
+        if "SERVICE_PRIVATE_KEY" in env_of(container)
+    }
+    # Auth calls no other service, so it has no service key; the rest each have their own.
+    assert callers == {"catalog", "sync", "sync-scheduler"}
+
+
+def test_only_auth_can_sign_user_tokens(manifests: list[Manifest]) -> None:
+    deployments = of_kind(manifests, "Deployment")
+    for name, template in pod_templates(manifests):
+        for container in template["spec"]["containers"]:
+            env = env_of(container)
+            assert "JWT_SECRET" not in env, f"{name}: whoever holds JWT_SECRET can mint tokens"
+            assert ("JWT_PRIVATE_KEY" in env) == (name == "auth"), name
+    for name in GRPC_SERVICES:
+        (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        assert env_of(container)["JWT_ALGORITHM"]["value"] == "EdDSA", name
+
+
+def test_public_keys_come_from_one_config_map(
+    manifests: list[Manifest], example_objects: list[Manifest]
+) -> None:
+    readers: dict[str, set[str]] = {key: set() for key in PUBLIC_KEY_READERS}
+    for name, template in pod_templates(manifests):
+        for container in template["spec"]["containers"]:
+            for variable in container.get("env", []):
+                reference = variable.get("valueFrom", {}).get("configMapKeyRef")
+                if reference is not None:
+                    assert reference["name"] == PUBLIC_KEYS, name
+                    assert variable["name"] == reference["key"], name
+                    readers[reference["key"]].add(name)
+    assert readers == PUBLIC_KEY_READERS
+    (config_map,) = [example for example in example_objects if example["kind"] == "ConfigMap"]
+    assert config_map["metadata"]["name"] == PUBLIC_KEYS
+    assert set(config_map["data"]) == set(PUBLIC_KEY_READERS)
 
 
 def test_no_static_cloud_keys_and_real_endpoints(manifests: list[Manifest]) -> None:
@@ -234,7 +326,7 @@ def test_scheduler_queues_due_syncs_with_auth(manifests: list[Manifest]) -> None
     assert int(env["SYNC_INTERVAL_SECONDS"]["value"]) > 0
     # Jitter within one schedule period, so runs do not pile up.
     assert 0 <= int(env["SYNC_JITTER_SECONDS"]["value"]) <= 15 * 60
-    assert "INTERNAL_SERVICE_KEY" in env
+    assert env["SERVICE_PRIVATE_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "marketsync-scheduler"
 
 
 def test_sync_runs_as_many_syncs_as_its_memory_limit_allows(manifests: list[Manifest]) -> None:

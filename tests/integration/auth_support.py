@@ -68,14 +68,24 @@ def person_of(registered: dict[str, Any]) -> Person:
     )
 
 
-def join(api: Api, owner_token: str, organization_id: str, role: str) -> Person:
-    """A new user added to the organization in the role, holding a token for it."""
-    newcomer = person_of(api.register())
-    added = api.call(
-        "POST", "/api/organization/members", {"email": newcomer.email, "role": role},
-        token=owner_token,
+def invite_and_accept(api: Api, inviter_token: str, invitee: Person, role: str) -> Answer:
+    """Invite the person in the role with the inviter's token, then accept as the person;
+    answers the accept."""
+    invited = api.call(
+        "POST", "/api/organization/members", {"email": invitee.email, "role": role},
+        token=inviter_token,
     )  # fmt: skip
-    assert added.status == 200, added.body
+    assert invited.status == 200, invited.body
+    invitation_id = invited.body["invitation"]["id"]
+    return api.call("POST", f"/api/invitations/{invitation_id}:accept", {}, token=invitee.token)
+
+
+def join(api: Api, owner_token: str, organization_id: str, role: str) -> Person:
+    """A new user invited into the organization in the role, who accepted and holds a token
+    for it."""
+    newcomer = person_of(api.register())
+    accepted = invite_and_accept(api, owner_token, newcomer, role)
+    assert accepted.status == 200, accepted.body
     switched = api.call(
         "POST", "/api/auth/switch-organization", {"organization_id": organization_id},
         token=newcomer.token,

@@ -40,15 +40,23 @@ def new_org(api: Api) -> Org:
 
 
 def token_with_role(api: Api, org: Org, role: str) -> str:
-    """A token of a new user added to `org` in `role`, from logging in as that user."""
+    """A token of a new user who accepted an invitation into `org` in `role`, from logging in
+    as that user."""
     user = api.register()
-    added = api.call(
+    invited = api.call(
         "POST",
         "/api/organization/members",
         {"email": user["user"]["email"], "role": role},
         token=org.token,
     )
-    assert added.status == 200, added.body
+    assert invited.status == 200, invited.body
+    accepted = api.call(
+        "POST",
+        f"/api/invitations/{invited.body['invitation']['id']}:accept",
+        {},
+        token=user["token"],
+    )
+    assert accepted.status == 200, accepted.body
     login = api.call(
         "POST",
         "/api/auth/login",
@@ -137,7 +145,9 @@ async def _write_synced(
     marketplace: str,
     batches: list[list[catalog_pb2.Product]],
     metadata: tuple[tuple[str, str], ...] = (),
-) -> catalog_pb2.WriteSyncedProductsResponse:
+) -> list[catalog_pb2.WriteSyncedProductsResponse]:
+    """The catalog's answer to each batch, in order."""
+
     def requests() -> Iterator[catalog_pb2.WriteSyncedProductsRequest]:
         for number, products in enumerate(batches):
             first = number == 0
@@ -149,14 +159,16 @@ async def _write_synced(
 
     async with open_channel() as channel:
         stub = catalog_pb2_grpc.CatalogInternalServiceStub(channel)
-        return await stub.WriteSyncedProducts(requests(), metadata=metadata, timeout=30)
+        call = stub.WriteSyncedProducts(requests(), metadata=metadata, timeout=30)
+        return [answer async for answer in call]
 
 
-def write_synced(
+def write_synced_batches(
     stack: Stack, org: Org, marketplace: str, *batches: list[catalog_pb2.Product]
-) -> catalog_pb2.WriteSyncedProductsResponse:
-    """What the sync service does: stream a marketplace's products in, with its credential."""
-    credential = ServiceCredential(stack.env["INTERNAL_SERVICE_KEY"], "sync")
+) -> list[catalog_pb2.WriteSyncedProductsResponse]:
+    """What the sync service does: stream a marketplace's products in, with its credential;
+    the catalog's answer to each batch."""
+    credential = ServiceCredential(stack.service_key("sync"), "sync")
     return asyncio.run(
         _write_synced(
             lambda: internal_channel(stack.env["CATALOG_ADDRESS"], credential),
@@ -165,6 +177,19 @@ def write_synced(
             list(batches),
         )
     )
+
+
+def write_synced(
+    stack: Stack, org: Org, marketplace: str, *batches: list[catalog_pb2.Product]
+) -> catalog_pb2.WriteSyncedProductsResponse:
+    """What the sync service does, answered with the counts of every batch together."""
+    total = catalog_pb2.WriteSyncedProductsResponse()
+    for answer in write_synced_batches(stack, org, marketplace, *batches):
+        total.written += answer.written
+        total.unchanged += answer.unchanged
+        total.failed.extend(answer.failed)
+        total.failed_count += answer.failed_count
+    return total
 
 
 def write_synced_status(

@@ -48,6 +48,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "SYNC_HEARTBEAT_SECONDS": "1",
         "SYNC_RETRY_BACKOFF_SECONDS": "1",
         "SYNC_CLAIM_INTERVAL_SECONDS": "0.5",
+        # Every test client reaches Envoy from 127.0.0.1, one address, so the per-client limit
+        # of logins and registrations would throttle the suite; test_auth_rate_limit.py runs
+        # an auth with a low limit of its own.
+        "LOGIN_RATE_BURST": "100000",
     }
     try:
         running = start_stack(data_dir, overrides, log_sink=tail)

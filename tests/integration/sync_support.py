@@ -44,13 +44,19 @@ def new_seller(api: Api) -> Seller:
 
 
 def token_in_role(api: Api, seller: Seller, role: str) -> str:
-    """A token for the seller's organization held by a new user added in `role`."""
+    """A token for the seller's organization held by a new user who accepted an invitation in
+    `role`."""
     user = api.register()
-    added = api.call(
+    invited = api.call(
         "POST", "/api/organization/members", {"email": user["user"]["email"], "role": role},
         token=seller.token,
     )  # fmt: skip
-    assert added.status == 200, added.body
+    assert invited.status == 200, invited.body
+    accepted = api.call(
+        "POST", f"/api/invitations/{invited.body['invitation']['id']}:accept", {},
+        token=user["token"],
+    )  # fmt: skip
+    assert accepted.status == 200, accepted.body
     switched = api.call(
         "POST", "/api/auth/switch-organization", {"organization_id": seller.organization_id},
         token=user["token"],

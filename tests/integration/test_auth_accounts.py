@@ -3,10 +3,21 @@ sessions."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import httpx
 import pytest
 
+from marketsync.auth.v1 import auth_pb2, auth_pb2_grpc
+from marketsync.devstack import Stack
 from tests.integration.auth_support import RFC3339, assert_error, login, person_of
 from tests.integration.conftest import Api
+
+ADDRESS_LOCKED = "too many failed logins for this email from your address; try again in 15 minutes"
+EMAIL_LOCKED = "too many failed logins for this email; try again in 15 minutes"
+# The README's cap on an email's failed logins from all addresses together.
+EMAIL_FAILURE_LIMIT = 100
 
 
 def _current_session_id(api: Api, token: str) -> str:
@@ -229,3 +240,115 @@ def test_five_failed_logins_lock_the_email_but_no_other(api: Api) -> None:
     assert login(api, bystander.email, bystander.password).status == 200
     # Tokens issued before the lockout keep working: the lock is on logging in.
     assert api.call("GET", "/api/auth/me", token=locked.token).status == 200
+
+
+def test_ten_parallel_correct_logins_all_succeed(api: Api) -> None:
+    person = person_of(api.register())
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(lambda _: login(api, person.email, person.password), range(10)))
+    assert [a.status for a in answers] == [200] * 10, [a.body for a in answers]
+    assert len({a.body["token"] for a in answers}) == 10
+
+
+def test_failed_logins_still_lock_after_parallel_correct_ones(api: Api) -> None:
+    person = person_of(api.register())
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(lambda _: login(api, person.email, person.password), range(10)))
+    assert [a.status for a in answers] == [200] * 10
+    for _ in range(5):
+        assert_error(login(api, person.email, "not the password"), 401)
+    assert_error(login(api, person.email, person.password), 429, "too many failed logins")
+
+
+def test_a_parallel_burst_of_wrong_passwords_gets_five_checked(api: Api) -> None:
+    person = person_of(api.register())
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(lambda n: login(api, person.email, f"wrong {n}"), range(20)))
+    statuses = sorted(a.status for a in answers)
+    assert statuses == [401] * 5 + [429] * 15, [a.body for a in answers]
+    assert_error(login(api, person.email, person.password), 429, "too many failed logins")
+
+
+def _client_from(api: Api, source: str) -> httpx.Client:
+    """A REST client of the gateway whose connections come from `source`, a loopback address
+    (Linux routes 127.0.0.0/8 to itself), so Envoy sees another client."""
+    return httpx.Client(
+        base_url=api.client.base_url,
+        transport=httpx.HTTPTransport(local_address=source),
+        timeout=30,
+    )
+
+
+def _login_from(client: httpx.Client, email: str, password: str) -> httpx.Response:
+    return client.post("/api/auth/login", json={"email": email, "password": password})
+
+
+def _assert_locked(response: httpx.Response, message: str) -> None:
+    assert response.status_code == 429, response.text
+    body = response.json()
+    assert (body["code"], body["message"]) == (8, message), body
+
+
+def test_an_address_locked_out_of_an_email_leaves_the_owner_at_another_address_unaffected(
+    api: Api,
+) -> None:
+    person = person_of(api.register())
+    ghost = f"ghost-{person.email}"
+    with _client_from(api, "127.0.0.2") as attacker, _client_from(api, "127.0.0.3") as owner:
+        for email in (person.email, ghost):
+            for _ in range(5):
+                assert _login_from(attacker, email, "not the password").status_code == 401
+            # The same answer whether or not the email has an account.
+            _assert_locked(_login_from(attacker, email, person.password), ADDRESS_LOCKED)
+        answer = _login_from(owner, person.email, person.password)
+        assert answer.status_code == 200, answer.text
+        # The owner's login does not unlock the attacker's address.
+        _assert_locked(_login_from(attacker, person.email, person.password), ADDRESS_LOCKED)
+        assert _login_from(owner, ghost, "not the password").status_code == 401
+
+
+def _direct_login(
+    stub: auth_pb2_grpc.AuthServiceStub, email: str, password: str, address: str | None
+) -> grpc.StatusCode:
+    metadata = [("x-envoy-external-address", address)] if address else []
+    try:
+        stub.Login(
+            auth_pb2.LoginRequest(email=email, password=password), metadata=metadata, timeout=10
+        )
+    except grpc.RpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
+def test_direct_calls_are_locked_out_by_the_address_envoy_sets(api: Api, stack: Stack) -> None:
+    person = person_of(api.register())
+    with grpc.insecure_channel(stack.env["AUTH_ADDRESS"]) as channel:
+        stub = auth_pb2_grpc.AuthServiceStub(channel)
+        wrong = [
+            _direct_login(stub, person.email, "not the password", "203.0.113.40") for _ in range(5)
+        ]
+        assert wrong == [grpc.StatusCode.UNAUTHENTICATED] * 5
+        locked = _direct_login(stub, person.email, person.password, "203.0.113.40")
+        assert locked == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert _direct_login(stub, person.email, person.password, "203.0.113.41") == (
+            grpc.StatusCode.OK
+        )
+        # Without the header a call counts against its peer's address (127.0.0.1 here).
+        assert _direct_login(stub, person.email, person.password, None) == grpc.StatusCode.OK
+
+
+def test_failures_from_many_addresses_lock_the_email_for_every_address(
+    api: Api, stack: Stack
+) -> None:
+    person = person_of(api.register())
+    with grpc.insecure_channel(stack.env["AUTH_ADDRESS"]) as channel:
+        stub = auth_pb2_grpc.AuthServiceStub(channel)
+        # Four failures from each address, under any one address's limit of five.
+        for n in range(EMAIL_FAILURE_LIMIT):
+            address = f"198.51.100.{n // 4}"
+            code = _direct_login(stub, person.email, "not the password", address)
+            assert code == grpc.StatusCode.UNAUTHENTICATED, n
+    # Everyone is locked out now, the owner too: the accepted price of bounding guessing.
+    with _client_from(api, "127.0.0.4") as owner:
+        _assert_locked(_login_from(owner, person.email, person.password), EMAIL_LOCKED)
+    assert_error(login(api, person.email, person.password), 429, EMAIL_LOCKED)

@@ -9,9 +9,10 @@ from collections.abc import Iterator
 import grpc
 import psycopg
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from marketsync.auth.v1 import auth_pb2, auth_pb2_grpc
-from marketsync.devstack import Stack
+from marketsync.devstack import CALLERS, Stack
 from marketsync.service_auth import SERVICE_METADATA_KEY, ServiceCredential
 from tests.integration.auth_support import (
     AMAZON_FIELDS,
@@ -192,25 +193,45 @@ def test_the_internal_rpc_answers_a_service_with_the_clear_credentials(
     api: Api, stack: Stack, internal_stub: auth_pb2_grpc.AuthInternalServiceStub
 ) -> None:
     _, request = _request_for(api)
-    credential = ServiceCredential(stack.env["INTERNAL_SERVICE_KEY"], "sync")
+    credential = ServiceCredential(stack.service_key("sync"), "sync")
     answer = internal_stub.GetMarketplaceCredentials(
         request, metadata=[(SERVICE_METADATA_KEY, credential.token())], timeout=10
     )
     assert dict(answer.credentials) == WALMART_FIELDS
 
 
-@pytest.mark.parametrize("caller", ["catalog", "scheduler", "gateway"])
+@pytest.mark.parametrize("caller", ["catalog", "scheduler"])
 def test_only_sync_may_read_credentials_in_clear(
     api: Api, stack: Stack, internal_stub: auth_pb2_grpc.AuthInternalServiceStub, caller: str
 ) -> None:
     _, request = _request_for(api)
-    credential = ServiceCredential(stack.env["INTERNAL_SERVICE_KEY"], caller)
+    credential = ServiceCredential(stack.service_key(caller), caller)
     with pytest.raises(grpc.RpcError) as refused:
         internal_stub.GetMarketplaceCredentials(
             request, metadata=[(SERVICE_METADATA_KEY, credential.token())], timeout=10
         )
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert caller in refused.value.details()
+
+
+@pytest.mark.parametrize("signer", ["catalog", "scheduler", "a stranger"])
+def test_no_other_key_can_sign_as_sync(
+    api: Api,
+    stack: Stack,
+    internal_stub: auth_pb2_grpc.AuthInternalServiceStub,
+    signer: str,
+) -> None:
+    """A service holds its own key only, so it cannot claim to be sync and read every tenant's
+    credentials in clear."""
+    _, request = _request_for(api)
+    key = stack.service_key(signer) if signer in CALLERS else Ed25519PrivateKey.generate()
+    claiming_sync = ServiceCredential(key, "sync").token()
+    with pytest.raises(grpc.RpcError) as refused:
+        internal_stub.GetMarketplaceCredentials(
+            request, metadata=[(SERVICE_METADATA_KEY, claiming_sync)], timeout=10
+        )
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert WALMART_FIELDS["client_secret"] not in (refused.value.details() or "")
 
 
 @pytest.mark.parametrize("presented", ["user token as service credential", "bearer", "nothing"])

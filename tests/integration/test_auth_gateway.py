@@ -144,7 +144,7 @@ INTERNAL_PATH = "/marketsync.auth.v1.AuthInternalService/GetMarketplaceCredentia
 
 def test_internal_paths_are_not_routed_as_rest(api: Api, stack: Stack) -> None:
     registered = api.register()
-    credential = ServiceCredential(stack.env["INTERNAL_SERVICE_KEY"], "test").token()
+    credential = ServiceCredential(stack.service_key("sync"), "sync").token()
     body = {"organization_id": registered["organization"]["id"], "marketplace": "walmart"}
     response = api.client.post(
         INTERNAL_PATH,
@@ -166,7 +166,7 @@ def test_internal_paths_are_not_routed_as_grpc(api: Api, stack: Stack) -> None:
         "PUT", "/api/credentials/walmart", {"credentials": WALMART_FIELDS},
         token=registered["token"],
     ).status == 200  # fmt: skip
-    credential = ServiceCredential(stack.env["INTERNAL_SERVICE_KEY"], "test").token()
+    credential = ServiceCredential(stack.service_key("sync"), "sync").token()
     raw = api.client.post(
         INTERNAL_PATH,
         content=b"\x00\x00\x00\x00\x00",

@@ -21,7 +21,8 @@ from tests.integration.catalog_support import (
 )
 from tests.integration.conftest import Answer, Api
 
-WRITERS = 10
+WRITERS = 40
+ROUNDS = 5
 Result = TypeVar("Result")
 
 
@@ -47,21 +48,28 @@ def all_at_once(stack: Stack, work: Callable[[Api, int], Result], count: int) ->
 def test_concurrent_price_changes_each_leave_a_point(api: Api, stack: Stack) -> None:
     org = new_org(api)
     put(api, org, "MUG-1", product_body(price="1.00"))
-    prices = [f"{10 + n}.00" for n in range(WRITERS)]
+    # Each writer changes the price several times in a row: 40 writers keep contending for as
+    # long as the writes take, not only at the start.
+    prices = [[f"{10 + n}.{round_}0" for round_ in range(ROUNDS)] for n in range(WRITERS)]
 
-    def change(client: Api, n: int) -> Answer:
-        return put(client, org, "MUG-1", product_body(title=f"Writer {n}", price=prices[n]))
+    def change(client: Api, n: int) -> list[Answer]:
+        return [
+            put(client, org, "MUG-1", product_body(title=f"Writer {n}", price=price))
+            for price in prices[n]
+        ]
 
-    answers = all_at_once(stack, change, WRITERS)
-    assert [answer.status for answer in answers] == [200] * WRITERS, [a.body for a in answers]
+    answers = [answer for mine in all_at_once(stack, change, WRITERS) for answer in mine]
+    assert [answer.status for answer in answers] == [200] * WRITERS * ROUNDS, [
+        answer.body for answer in answers if answer.status != 200
+    ]
     last = max((answer.body for answer in answers), key=lambda body: timestamp(body["updated_at"]))
     final = api.call("GET", "/api/products/MUG-1", token=org.token).body
     assert final == last
-    assert final["title"] == f"Writer {prices.index(final['price'])}"
+    assert final["title"] == f"Writer {int(final['price'].split('.')[0]) - 10}"
     history = api.call("GET", "/api/products/MUG-1/price-history", token=org.token).body
     points = [point["price"] for point in history["points"]]
     assert points[0] == "1.00"
-    assert sorted(points[1:]) == prices
+    assert sorted(points[1:]) == sorted(price for mine in prices for price in mine)
     assert points[-1] == final["price"]
     moments = [timestamp(point["recorded_at"]) for point in history["points"]]
     assert moments == sorted(moments)

@@ -9,8 +9,9 @@ import grpc
 import httpx
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from marketsync.devstack import Stack
+from marketsync.devstack import CALLERS, Stack
 from marketsync.service_auth import AUDIENCE, SERVICE_METADATA_KEY, ServiceCredential
 from tests.integration.catalog_support import (
     Org,
@@ -174,10 +175,13 @@ def test_the_internal_rpc_refuses_a_call_without_credential(
     _refused(api, org)
 
 
+@pytest.mark.parametrize("signer", ["scheduler", "a stranger"])
 def test_the_internal_rpc_refuses_a_credential_signed_with_another_key(
-    api: Api, stack: Stack, org: Org
+    api: Api, stack: Stack, org: Org, signer: str
 ) -> None:
-    forged = ServiceCredential(stack.env["JWT_SECRET"], "sync").token()
+    """Only sync may write synced products, and only sync's own key can sign as sync."""
+    key = stack.service_key(signer) if signer in CALLERS else Ed25519PrivateKey.generate()
+    forged = ServiceCredential(key, "sync").token()
     assert jwt.decode(forged, options={"verify_signature": False})["aud"] == AUDIENCE
     metadata = ((SERVICE_METADATA_KEY, forged),)
     status = write_synced_status(stack.env["CATALOG_ADDRESS"], org, metadata)
@@ -187,7 +191,7 @@ def test_the_internal_rpc_refuses_a_credential_signed_with_another_key(
 
 def _post_internal_path(api: Api, stack: Stack, org: Org, content_type: str) -> httpx.Response:
     """A WriteSyncedProducts request sent to Envoy with every credential there is."""
-    credential = ServiceCredential(stack.env["INTERNAL_SERVICE_KEY"], "test").token()
+    credential = ServiceCredential(stack.service_key("sync"), "sync").token()
     return api.client.post(
         WRITE_SYNCED_PATH,
         content=b'{"organization_id": "%s", "marketplace": "amazon"}' % org.id.encode(),
@@ -220,7 +224,7 @@ def test_native_grpc_through_envoy_cannot_reach_the_internal_rpc(
     api: Api, stack: Stack, org: Org
 ) -> None:
     gateway = f"127.0.0.1:{stack.env['GATEWAY_PORT']}"
-    credential = ServiceCredential(stack.env["INTERNAL_SERVICE_KEY"], "test").token()
+    credential = ServiceCredential(stack.service_key("sync"), "sync").token()
     status = write_synced_status(gateway, org, ((SERVICE_METADATA_KEY, credential),))
     assert status == grpc.StatusCode.UNIMPLEMENTED
     _refused(api, org)

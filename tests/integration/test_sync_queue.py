@@ -48,7 +48,11 @@ class Replicas:
         child = self.stack.spawn(
             f"sync-{name}",
             [sys.executable, "-m", "services.sync.server"],
-            {"GRPC_PORT": port, "SYNC_MAX_CONCURRENT": str(CAPACITY)},
+            {
+                "GRPC_PORT": port,
+                "SYNC_MAX_CONCURRENT": str(CAPACITY),
+                **self.stack.private_env["sync"],
+            },
         )
         self.children[name] = child
         return child
@@ -65,19 +69,15 @@ class Replicas:
         self.stack.children.remove(child)
 
 
-def _replace(stack: Stack, old: str, new: str | None) -> None:
-    """Stop the stack's child named `old`; start its like as `new` on the same port."""
-    [child] = [c for c in stack.children if c.name == old]
+def _stop_child(stack: Stack, name: str) -> None:
+    [child] = [c for c in stack.children if c.name == name]
     child.stop()
     stack.children.remove(child)
-    if new is not None:
-        port = stack.env["SYNC_ADDRESS"].rsplit(":", 1)[1]
-        stack.spawn(new, [sys.executable, "-m", "services.sync.server"], {"GRPC_PORT": port})
 
 
 @pytest.fixture(scope="module")
 def replicas(stack: Stack) -> Iterator[Replicas]:
-    _replace(stack, "sync", None)
+    _stop_child(stack, "sync")
     pair = Replicas(stack, {})
     try:
         pair.spawn("a")
@@ -90,7 +90,7 @@ def replicas(stack: Stack) -> Iterator[Replicas]:
         stack.spawn(
             "sync",
             [sys.executable, "-m", "services.sync.server"],
-            {"GRPC_PORT": stack.env["SYNC_ADDRESS"].rsplit(":", 1)[1]},
+            {"GRPC_PORT": stack.env["SYNC_ADDRESS"].rsplit(":", 1)[1], **stack.private_env["sync"]},
         )
         _wait_until_serving(stack)
 

@@ -35,7 +35,7 @@ SIZE = 20
 
 async def _enqueue_due_syncs(stack: Stack, schedulers: int) -> list[set[tuple[str, str]]]:
     """Several schedulers ask auth at once to queue the due syncs; answers what each queued."""
-    credential = ServiceCredential(stack.env["INTERNAL_SERVICE_KEY"], "scheduler")
+    credential = ServiceCredential(stack.service_key("scheduler"), "scheduler")
     async with internal_channel(stack.env["AUTH_ADDRESS"], credential) as channel:
         answers = await asyncio.gather(
             *(
@@ -108,7 +108,7 @@ def test_the_scheduler_command_queues_due_syncs_for_the_replicas(api: Api, stack
     finished = subprocess.run(
         [sys.executable, "-m", "services.sync.scheduler"],
         env={
-            **stack.env,
+            **stack.env_of("scheduler"),
             "SYNC_INTERVAL_SECONDS": str(INTERVAL_SECONDS),
             "SYNC_JITTER_SECONDS": "0",
         },

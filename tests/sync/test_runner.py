@@ -54,6 +54,7 @@ class FakeAuth:
         self.claim_requests: list[auth_pb2.ClaimSyncsRequest] = []
         self.finished: list[auth_pb2.FinishSyncLogRequest] = []
         self.released: list[auth_pb2.ReleaseSyncLogRequest] = []
+        self.heartbeats: list[sync_pb2.SyncCounts] = []
         self.finish_errors: list[grpc.StatusCode] = []
 
     async def ClaimSyncs(self, request: auth_pb2.ClaimSyncsRequest, **_: Any) -> Any:
@@ -69,7 +70,8 @@ class FakeAuth:
             )  # fmt: skip
         return auth_pb2.GetMarketplaceCredentialsResponse(credentials={"client_id": "c"})
 
-    async def HeartbeatSyncLog(self, request: Any, **_: Any) -> Any:
+    async def HeartbeatSyncLog(self, request: auth_pb2.HeartbeatSyncLogRequest, **_: Any) -> Any:
+        self.heartbeats.append(request.counts)
         if self.heartbeat_error:
             raise rpc_error(self.heartbeat_error)
         return auth_pb2.HeartbeatSyncLogResponse()
@@ -85,32 +87,81 @@ class FakeAuth:
         return auth_pb2.ReleaseSyncLogResponse()
 
 
+Answer = catalog_pb2.WriteSyncedProductsResponse
+# What the catalog makes of a batch: an answer, or an error that ends the call.
+BatchOutcome = Answer | BaseException
+
+
+def all_written(request: catalog_pb2.WriteSyncedProductsRequest) -> BatchOutcome:
+    return Answer(written=len(request.products))
+
+
 class FakeStream:
-    def __init__(self, answer: catalog_pb2.WriteSyncedProductsResponse) -> None:
+    """A WriteSyncedProducts call answering each batch with `answer(batch)`, in order, `delay`
+    seconds after it was written."""
+
+    def __init__(
+        self, answer: Callable[[catalog_pb2.WriteSyncedProductsRequest], BatchOutcome], delay: float
+    ) -> None:
         self.answer = answer
+        self.delay = delay
         self.written: list[catalog_pb2.Product] = []
+        self.batches: list[int] = []
+        self.unanswered = 0
+        self.most_unanswered = 0
+        self.answers: asyncio.Queue[BatchOutcome | object] = asyncio.Queue()
+        self.closing = self.ended = self.cancelled = False
 
     async def write(self, request: catalog_pb2.WriteSyncedProductsRequest) -> None:
+        if self.ended:
+            raise asyncio.InvalidStateError("the call has ended")
         self.written.extend(request.products)
+        self.batches.append(len(request.products))
+        self.unanswered += 1
+        self.most_unanswered = max(self.most_unanswered, self.unanswered)
+        outcome = self.answer(request)
+        asyncio.get_running_loop().call_later(self.delay, self._answer, outcome)
+
+    def _answer(self, outcome: BatchOutcome) -> None:
+        self.unanswered -= 1
+        self.answers.put_nowait(outcome)
+        self.ended = self.ended or isinstance(outcome, BaseException)
+        if self.closing and not self.unanswered:
+            self._end()
 
     async def done_writing(self) -> None:
-        pass
+        self.closing = True
+        if not self.unanswered:
+            self._end()
+
+    def _end(self) -> None:
+        self.answers.put_nowait(aio.EOF)
+        self.ended = True
+
+    async def read(self) -> BatchOutcome | object:
+        answer = await self.answers.get()
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
 
     def cancel(self) -> None:
-        pass
-
-    def __await__(self) -> Any:
-        async def answer() -> catalog_pb2.WriteSyncedProductsResponse:
-            return self.answer
-
-        return answer().__await__()
+        # As grpc's: cancelling an ended call does nothing.
+        if not self.ended:
+            self.cancelled = True
+            self.answers.put_nowait(asyncio.CancelledError())
 
 
 class FakeCatalog:
-    def __init__(self, answer: catalog_pb2.WriteSyncedProductsResponse | None = None) -> None:
-        self.stream = FakeStream(answer or catalog_pb2.WriteSyncedProductsResponse())
+    def __init__(
+        self,
+        answer: Callable[[catalog_pb2.WriteSyncedProductsRequest], BatchOutcome] = all_written,
+        delay: float = 0.0,
+    ) -> None:
+        self.stream = FakeStream(answer, delay)
+        self.calls = 0
 
     def WriteSyncedProducts(self, **_: Any) -> FakeStream:
+        self.calls += 1
         return self.stream
 
     async def GetStoredProducts(self, request: Any, **_: Any) -> Any:
@@ -148,11 +199,13 @@ def worker_for(
     )
 
 
-def run_sync(auth: FakeAuth, catalog: FakeCatalog, pages: AsyncIterator[CatalogPage]) -> None:
+def run_sync(
+    auth: FakeAuth, catalog: FakeCatalog, pages: AsyncIterator[CatalogPage], **options: Any
+) -> None:
     """Claim the one sync auth hands out and run it to its end."""
 
     async def scenario() -> None:
-        worker = worker_for(auth, catalog, pages)
+        worker = worker_for(auth, catalog, pages, **options)
         claiming = asyncio.create_task(worker.claim_forever())
         try:
             while not auth.claim_requests or worker.running:  # noqa: ASYNC110 - polling stand-ins
@@ -166,7 +219,7 @@ def run_sync(auth: FakeAuth, catalog: FakeCatalog, pages: AsyncIterator[CatalogP
 
 def test_a_value_the_catalog_cannot_hold_fails_that_sku_alone() -> None:
     auth = FakeAuth()
-    catalog = FakeCatalog(catalog_pb2.WriteSyncedProductsResponse(written=1))
+    catalog = FakeCatalog()
     run_sync(auth, catalog, paged([CatalogPage(products=[product("OK"), product("BIG", 2**40)])]))
 
     assert [p.sku for p in catalog.stream.written] == ["OK"]
@@ -178,9 +231,12 @@ def test_a_value_the_catalog_cannot_hold_fails_that_sku_alone() -> None:
 
 def test_failures_beyond_those_named_are_counted() -> None:
     named = [catalog_pb2.FailedProduct(sku=f"S{n}", message="bad") for n in range(100)]
-    answer = catalog_pb2.WriteSyncedProductsResponse(failed=named, failed_count=500)
     auth = FakeAuth()
-    run_sync(auth, FakeCatalog(answer), paged([CatalogPage(products=[product("A")])]))
+    run_sync(
+        auth,
+        FakeCatalog(lambda _: Answer(failed=named, failed_count=500)),
+        paged([CatalogPage(products=[product("A")])]),
+    )
 
     [finished] = auth.finished
     assert finished.counts.items_failed == 500
@@ -203,12 +259,6 @@ def test_recording_the_outcome_is_retried_while_auth_is_unavailable() -> None:
 
 def test_products_fill_whole_write_batches_across_marketplace_pages() -> None:
     catalog = FakeCatalog()
-    batches: list[int] = []
-
-    async def write(request: catalog_pb2.WriteSyncedProductsRequest) -> None:
-        batches.append(len(request.products))
-
-    catalog.stream.write = write  # type: ignore[method-assign]
     pages = [
         CatalogPage(products=[product(f"S{page}-{n}") for n in range(50)]) for page in range(11)
     ]
@@ -221,7 +271,7 @@ def test_products_fill_whole_write_batches_across_marketplace_pages() -> None:
         await worker.stop()
 
     asyncio.run(scenario())
-    assert batches == [250, 250, 50]
+    assert catalog.stream.batches == [250, 250, 50]
 
 
 def test_a_retryable_marketplace_failure_asks_for_another_attempt() -> None:
@@ -280,3 +330,127 @@ def test_a_worker_claims_only_what_it_has_room_for() -> None:
     assert asyncio.run(scenario()) == 2
     # Full, it waits for a run to end instead of asking again.
     assert [request.max_syncs for request in auth.claim_requests] == [2]
+
+
+def pages_of(count: int, size: int) -> list[CatalogPage]:
+    return [
+        CatalogPage(products=[product(f"P{page}-{n}") for n in range(size)])
+        for page in range(count)
+    ]
+
+
+async def failing_after(
+    pages: list[CatalogPage], error: MarketplaceError
+) -> AsyncIterator[CatalogPage]:
+    for page in pages:
+        yield page
+    raise error
+
+
+def test_a_catalog_failing_midway_leaves_the_counts_of_the_batches_it_answered() -> None:
+    outcomes: list[BatchOutcome] = [
+        Answer(written=10),
+        Answer(
+            written=7,
+            unchanged=2,
+            failed=[catalog_pb2.FailedProduct(sku="P1-3", message="bad")],
+            failed_count=1,
+        ),
+        rpc_error(grpc.StatusCode.UNAVAILABLE),
+    ]
+    catalog = FakeCatalog(lambda _: outcomes.pop(0) if outcomes else Answer(written=10))
+    auth = FakeAuth()
+    run_sync(auth, catalog, paged(pages_of(6, 10)), write_batch_size=10)
+
+    [finished] = auth.finished
+    assert (finished.status, finished.error, finished.retry) == (
+        "failed",
+        "the catalog could not store the products",
+        True,
+    )
+    counts = finished.counts
+    assert (counts.items_written, counts.items_unchanged, counts.items_failed) == (17, 2, 1)
+
+
+def test_a_marketplace_failure_still_counts_the_batches_the_catalog_was_storing() -> None:
+    # The catalog answers each batch a while after it came: when the marketplace fails, both
+    # batches sent are still unanswered, yet stored.
+    catalog = FakeCatalog(delay=0.2)
+    auth = FakeAuth()
+    failure = MarketplaceError("walmart", "Walmart kept failing; try again later", retryable=True)
+    run_sync(auth, catalog, failing_after(pages_of(2, 10), failure), write_batch_size=10)
+
+    [finished] = auth.finished
+    assert (finished.status, finished.error) == ("failed", failure.message)
+    assert (finished.counts.items_fetched, finished.counts.items_written) == (20, 20)
+    assert catalog.stream.closing and not catalog.stream.cancelled
+
+
+def test_heartbeats_carry_what_the_catalog_has_stored_so_far() -> None:
+    auth = FakeAuth()
+    catalog = FakeCatalog()
+    pages = pages_of(3, 10)
+
+    async def slow_after_the_first_batch() -> AsyncIterator[CatalogPage]:
+        yield pages[0]
+        assert catalog.calls == 0, "the stream opens with the first full batch"
+        yield pages[1]
+        await asyncio.sleep(0.3)
+        yield pages[2]
+
+    run_sync(auth, catalog, slow_after_the_first_batch(), write_batch_size=20)
+
+    assert any(beat.items_written == 20 for beat in auth.heartbeats), auth.heartbeats
+    [finished] = auth.finished
+    assert (finished.status, finished.counts.items_written) == ("succeeded", 30)
+
+
+def test_a_slow_catalog_has_at_most_two_batches_unanswered() -> None:
+    catalog = FakeCatalog(delay=0.05)
+    auth = FakeAuth()
+    run_sync(auth, catalog, paged(pages_of(8, 10)), write_batch_size=10)
+
+    assert catalog.stream.batches == [10] * 8
+    assert catalog.stream.most_unanswered == 2
+    [finished] = auth.finished
+    assert (finished.status, finished.counts.items_written) == ("succeeded", 80)
+
+
+def test_a_sku_with_control_characters_is_named_escaped_in_the_error() -> None:
+    refused = catalog_pb2.FailedProduct(sku="A\x00B\x85", message="sku must not contain ...")
+    auth = FakeAuth()
+    catalog = FakeCatalog(lambda _: Answer(written=1, failed=[refused], failed_count=1))
+    run_sync(auth, catalog, paged([CatalogPage(products=[product("OK")])]))
+
+    [finished] = auth.finished
+    assert finished.status == "partial"
+    assert "A\\u0000B\\u0085: sku must not contain" in finished.error
+    assert "\x00" not in finished.error
+
+
+def test_a_stopping_worker_hands_back_the_counts_of_what_was_stored() -> None:
+    auth = FakeAuth()
+    catalog = FakeCatalog()
+
+    async def three_pages_then_a_long_wait() -> AsyncIterator[CatalogPage]:
+        for page in pages_of(3, 10):
+            yield page
+        await asyncio.sleep(60)
+
+    async def scenario() -> None:
+        worker = worker_for(auth, catalog, three_pages_then_a_long_wait(), write_batch_size=10)
+        claiming = asyncio.create_task(worker.claim_forever())
+        stream = catalog.stream
+
+        def all_answers_read() -> bool:
+            return len(stream.batches) == 3 and not stream.unanswered and stream.answers.empty()
+
+        while not all_answers_read():  # noqa: ASYNC110 - polling stand-ins
+            await asyncio.sleep(0.01)
+        claiming.cancel()
+        await worker.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), timeout=5))
+    [released] = auth.released
+    assert released.counts.items_written == 30
+    assert catalog.stream.cancelled, "the stream of a stopped sync is ended at once"

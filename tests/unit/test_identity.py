@@ -1,4 +1,5 @@
-"""User tokens: signature, algorithm and expiry are checked before anything else."""
+"""User tokens: signature, algorithm and expiry are checked before anything else, in both modes:
+HS256 with JWT_SECRET, and EdDSA where only auth's private key signs."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from marketsync.errors import PermissionDenied, Unauthenticated
 from marketsync.identity import Identity, issue_user_token, verify_user_token
+from marketsync.keys import PublicKeys, key_id, private_key_text, public_key_text
 
 SECRET = "s" * 64  # long enough for HS512 too
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+AUTH_KEY = Ed25519PrivateKey.generate()
+AUTH_PUBLIC_KEYS = PublicKeys([("auth", AUTH_KEY.public_key())])
 
 
 def claims(**changes: object) -> dict[str, object]:
@@ -78,3 +83,63 @@ def test_roles_rank_weakest_first() -> None:
     member.require_role("member")
     with pytest.raises(PermissionDenied, match="admin role"):
         member.require_role("admin")
+
+
+def _issue(key: str | Ed25519PrivateKey) -> str:
+    token, _ = issue_user_token(
+        key, user_id=1, organization_id=2, role="admin", session_id=3, now=datetime.now(UTC)
+    )
+    return token
+
+
+def test_an_eddsa_token_names_auth_key_and_verifies_with_the_public_key_alone() -> None:
+    token = _issue(AUTH_KEY)
+    assert jwt.get_unverified_header(token) == {
+        "alg": "EdDSA",
+        "typ": "JWT",
+        "kid": key_id(AUTH_KEY.public_key()),
+    }
+    assert verify_user_token(AUTH_PUBLIC_KEYS, token) == Identity(1, 2, "admin", 3)
+
+
+def test_while_auth_key_is_replaced_tokens_of_both_keys_verify() -> None:
+    new_key = Ed25519PrivateKey.generate()
+    both = PublicKeys([("auth", new_key.public_key()), ("auth", AUTH_KEY.public_key())])
+    for key in (new_key, AUTH_KEY):
+        assert verify_user_token(both, _issue(key)).user_id == 1
+
+
+OTHER_KEY = Ed25519PrivateKey.generate()
+AUTH_KID = {"kid": key_id(AUTH_KEY.public_key())}
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        pytest.param(_issue(OTHER_KEY), id="another key"),
+        pytest.param(
+            jwt.encode(claims(), OTHER_KEY, algorithm="EdDSA", headers=AUTH_KID),
+            id="another key naming auth's key id",
+        ),
+        pytest.param(jwt.encode(claims(), AUTH_KEY, algorithm="EdDSA"), id="no key id"),
+        pytest.param(_issue(SECRET), id="HS256"),
+        pytest.param(
+            jwt.encode(claims(), public_key_text(AUTH_KEY.public_key()), "HS256", headers=AUTH_KID),
+            id="HS256 keyed with auth's public key",
+        ),
+        pytest.param(
+            jwt.encode(claims(exp=1), AUTH_KEY, algorithm="EdDSA", headers=AUTH_KID),
+            id="expired",
+        ),
+    ],
+)
+def test_in_eddsa_mode_only_auth_private_key_makes_a_token(token: str) -> None:
+    with pytest.raises(Unauthenticated):
+        verify_user_token(AUTH_PUBLIC_KEYS, token)
+
+
+def test_in_hs256_mode_an_eddsa_token_is_refused() -> None:
+    with pytest.raises(Unauthenticated):
+        verify_user_token(SECRET, _issue(AUTH_KEY))
+    with pytest.raises(Unauthenticated):
+        verify_user_token(private_key_text(AUTH_KEY), _issue(AUTH_KEY))

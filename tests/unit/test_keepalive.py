@@ -11,11 +11,13 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from grpc import aio
 
 from marketsync.identity import Identity
 from marketsync.interceptors import AccessInterceptor
 from marketsync.keepalive import DEFAULT_KEEPALIVE, Keepalive
+from marketsync.keys import PublicKeys
 from marketsync.server import create_server
 from marketsync.service_auth import ServiceCredential, internal_channel
 
@@ -25,7 +27,7 @@ FAST = Keepalive(interval_seconds=1, timeout_seconds=1)
 # gRPC's default server policy closes the connection at about the fifth ping of an idle stream
 # (its first pings are forgiven while the call's headers go out); eight leave a margin.
 IDLE_SECONDS = 8 * FAST.interval_seconds
-KEY = "i" * 40
+KEY = Ed25519PrivateKey.generate()
 
 
 async def refuse(identity: Identity) -> Identity:
@@ -91,8 +93,8 @@ def test_idle_streams_and_connections_outlive_many_keepalive_pings() -> None:
             host="127.0.0.1",
             port=0,
             access=AccessInterceptor(
-                jwt_secret="j" * 40,
-                internal_service_key=KEY,
+                user_token_keys="j" * 40,
+                service_keys=PublicKeys([("sync", KEY.public_key())]),
                 check_session=refuse,
                 open_methods=frozenset({METHOD}),
             ),

@@ -10,6 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from marketsync.identity import Identity
 from marketsync.interceptors import AccessInterceptor
+from marketsync.keys import PublicKeys
 from marketsync.server import create_server
 
 SLOW_METHOD = "/test.v1.Slow/Call"
@@ -35,8 +36,8 @@ def test_services_report_serving_and_a_stop_lets_in_flight_calls_finish() -> Non
             host="127.0.0.1",
             port=0,
             access=AccessInterceptor(
-                jwt_secret="j" * 40,
-                internal_service_key="i" * 40,
+                user_token_keys="j" * 40,
+                service_keys=PublicKeys(),
                 check_session=refuse,
                 open_methods=frozenset({SLOW_METHOD}),
             ),

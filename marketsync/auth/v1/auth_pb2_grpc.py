@@ -83,10 +83,35 @@ class AuthServiceStub:
                 request_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ListMembersRequest.SerializeToString,
                 response_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ListMembersResponse.FromString,
                 _registered_method=True)
-        self.AddMember = channel.unary_unary(
-                '/marketsync.auth.v1.AuthService/AddMember',
-                request_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.AddMemberRequest.SerializeToString,
-                response_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.AddMemberResponse.FromString,
+        self.InviteMember = channel.unary_unary(
+                '/marketsync.auth.v1.AuthService/InviteMember',
+                request_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.InviteMemberRequest.SerializeToString,
+                response_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.InviteMemberResponse.FromString,
+                _registered_method=True)
+        self.ListInvitations = channel.unary_unary(
+                '/marketsync.auth.v1.AuthService/ListInvitations',
+                request_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ListInvitationsRequest.SerializeToString,
+                response_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ListInvitationsResponse.FromString,
+                _registered_method=True)
+        self.RevokeInvitation = channel.unary_unary(
+                '/marketsync.auth.v1.AuthService/RevokeInvitation',
+                request_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.RevokeInvitationRequest.SerializeToString,
+                response_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.RevokeInvitationResponse.FromString,
+                _registered_method=True)
+        self.ListMyInvitations = channel.unary_unary(
+                '/marketsync.auth.v1.AuthService/ListMyInvitations',
+                request_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ListMyInvitationsRequest.SerializeToString,
+                response_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ListMyInvitationsResponse.FromString,
+                _registered_method=True)
+        self.AcceptInvitation = channel.unary_unary(
+                '/marketsync.auth.v1.AuthService/AcceptInvitation',
+                request_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.AcceptInvitationRequest.SerializeToString,
+                response_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.AcceptInvitationResponse.FromString,
+                _registered_method=True)
+        self.DeclineInvitation = channel.unary_unary(
+                '/marketsync.auth.v1.AuthService/DeclineInvitation',
+                request_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.DeclineInvitationRequest.SerializeToString,
+                response_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.DeclineInvitationResponse.FromString,
                 _registered_method=True)
         self.UpdateMemberRole = channel.unary_unary(
                 '/marketsync.auth.v1.AuthService/UpdateMemberRole',
@@ -108,13 +133,16 @@ class AuthServiceServicer:
 
     def Register(self, request, context):
         """Creates a user and an organization the user owns, and logs the user in.
+        RESOURCE_EXHAUSTED when the client's address made too many logins and registrations lately.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Login(self, request, context):
-        """Checks email and password and opens a session.
+        """Checks email and password and opens a session. RESOURCE_EXHAUSTED, saying when to retry,
+        after five failed logins of the email within 15 minutes, or when the client's address made
+        too many logins and registrations lately.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -169,8 +197,48 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def AddMember(self, request, context):
-        """Adds an existing user to the token's organization (admin or stronger).
+    def InviteMember(self, request, context):
+        """Invites an email to the token's organization in a role (admin or stronger; only owners
+        invite owners). The answer is the same whether or not the email has an account, so it
+        reveals nobody's; ALREADY_EXISTS if the email is a member already. Membership starts when
+        the user with that email accepts. Inviting again renews the pending invitation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListInvitations(self, request, context):
+        """The token's organization's invitations still pending (admin or stronger).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeInvitation(self, request, context):
+        """Revokes a pending invitation of the token's organization (admin or stronger; only owners
+        revoke an invitation to be owner).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMyInvitations(self, request, context):
+        """The caller's pending invitations, from any organization, matched by the caller's email.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcceptInvitation(self, request, context):
+        """Makes the caller a member with the invited role. NOT_FOUND for an invitation that is
+        expired, revoked, already answered or someone else's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeclineInvitation(self, request, context):
+        """Declines one of the caller's pending invitations; NOT_FOUND as for accepting.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -238,10 +306,35 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     request_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ListMembersRequest.FromString,
                     response_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ListMembersResponse.SerializeToString,
             ),
-            'AddMember': grpc.unary_unary_rpc_method_handler(
-                    servicer.AddMember,
-                    request_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.AddMemberRequest.FromString,
-                    response_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.AddMemberResponse.SerializeToString,
+            'InviteMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.InviteMember,
+                    request_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.InviteMemberRequest.FromString,
+                    response_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.InviteMemberResponse.SerializeToString,
+            ),
+            'ListInvitations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInvitations,
+                    request_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ListInvitationsRequest.FromString,
+                    response_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ListInvitationsResponse.SerializeToString,
+            ),
+            'RevokeInvitation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeInvitation,
+                    request_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.RevokeInvitationRequest.FromString,
+                    response_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.RevokeInvitationResponse.SerializeToString,
+            ),
+            'ListMyInvitations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMyInvitations,
+                    request_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ListMyInvitationsRequest.FromString,
+                    response_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.ListMyInvitationsResponse.SerializeToString,
+            ),
+            'AcceptInvitation': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcceptInvitation,
+                    request_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.AcceptInvitationRequest.FromString,
+                    response_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.AcceptInvitationResponse.SerializeToString,
+            ),
+            'DeclineInvitation': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeclineInvitation,
+                    request_deserializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.DeclineInvitationRequest.FromString,
+                    response_serializer=marketsync_dot_auth_dot_v1_dot_auth__pb2.DeclineInvitationResponse.SerializeToString,
             ),
             'UpdateMemberRole': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateMemberRole,
@@ -511,7 +604,7 @@ class AuthService:
             _registered_method=True)
 
     @staticmethod
-    def AddMember(request,
+    def InviteMember(request,
             target,
             options=(),
             channel_credentials=None,
@@ -524,9 +617,144 @@ class AuthService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/marketsync.auth.v1.AuthService/AddMember',
-            marketsync_dot_auth_dot_v1_dot_auth__pb2.AddMemberRequest.SerializeToString,
-            marketsync_dot_auth_dot_v1_dot_auth__pb2.AddMemberResponse.FromString,
+            '/marketsync.auth.v1.AuthService/InviteMember',
+            marketsync_dot_auth_dot_v1_dot_auth__pb2.InviteMemberRequest.SerializeToString,
+            marketsync_dot_auth_dot_v1_dot_auth__pb2.InviteMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInvitations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marketsync.auth.v1.AuthService/ListInvitations',
+            marketsync_dot_auth_dot_v1_dot_auth__pb2.ListInvitationsRequest.SerializeToString,
+            marketsync_dot_auth_dot_v1_dot_auth__pb2.ListInvitationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeInvitation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marketsync.auth.v1.AuthService/RevokeInvitation',
+            marketsync_dot_auth_dot_v1_dot_auth__pb2.RevokeInvitationRequest.SerializeToString,
+            marketsync_dot_auth_dot_v1_dot_auth__pb2.RevokeInvitationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMyInvitations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marketsync.auth.v1.AuthService/ListMyInvitations',
+            marketsync_dot_auth_dot_v1_dot_auth__pb2.ListMyInvitationsRequest.SerializeToString,
+            marketsync_dot_auth_dot_v1_dot_auth__pb2.ListMyInvitationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcceptInvitation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marketsync.auth.v1.AuthService/AcceptInvitation',
+            marketsync_dot_auth_dot_v1_dot_auth__pb2.AcceptInvitationRequest.SerializeToString,
+            marketsync_dot_auth_dot_v1_dot_auth__pb2.AcceptInvitationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeclineInvitation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marketsync.auth.v1.AuthService/DeclineInvitation',
+            marketsync_dot_auth_dot_v1_dot_auth__pb2.DeclineInvitationRequest.SerializeToString,
+            marketsync_dot_auth_dot_v1_dot_auth__pb2.DeclineInvitationResponse.FromString,
             options,
             channel_credentials,
             insecure,

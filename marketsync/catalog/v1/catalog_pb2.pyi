@@ -128,6 +128,22 @@ class BatchUpsertProductsResponse(_message.Message):
     unchanged: int
     def __init__(self, upserted: _Optional[int] = ..., failed: _Optional[_Iterable[_Union[FailedProduct, _Mapping]]] = ..., unchanged: _Optional[int] = ...) -> None: ...
 
+class BatchDeleteProductsRequest(_message.Message):
+    __slots__ = ("skus",)
+    SKUS_FIELD_NUMBER: _ClassVar[int]
+    skus: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, skus: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class BatchDeleteProductsResponse(_message.Message):
+    __slots__ = ("deleted", "not_found", "failed")
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    NOT_FOUND_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    deleted: int
+    not_found: _containers.RepeatedScalarFieldContainer[str]
+    failed: _containers.RepeatedCompositeFieldContainer[FailedProduct]
+    def __init__(self, deleted: _Optional[int] = ..., not_found: _Optional[_Iterable[str]] = ..., failed: _Optional[_Iterable[_Union[FailedProduct, _Mapping]]] = ...) -> None: ...
+
 class GetPriceHistoryRequest(_message.Message):
     __slots__ = ("sku",)
     SKU_FIELD_NUMBER: _ClassVar[int]

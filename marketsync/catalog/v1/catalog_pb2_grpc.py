@@ -61,6 +61,11 @@ class CatalogServiceStub:
                 request_serializer=marketsync_dot_catalog_dot_v1_dot_catalog__pb2.BatchUpsertProductsRequest.SerializeToString,
                 response_deserializer=marketsync_dot_catalog_dot_v1_dot_catalog__pb2.BatchUpsertProductsResponse.FromString,
                 _registered_method=True)
+        self.BatchDeleteProducts = channel.unary_unary(
+                '/marketsync.catalog.v1.CatalogService/BatchDeleteProducts',
+                request_serializer=marketsync_dot_catalog_dot_v1_dot_catalog__pb2.BatchDeleteProductsRequest.SerializeToString,
+                response_deserializer=marketsync_dot_catalog_dot_v1_dot_catalog__pb2.BatchDeleteProductsResponse.FromString,
+                _registered_method=True)
         self.GetPriceHistory = channel.unary_unary(
                 '/marketsync.catalog.v1.CatalogService/GetPriceHistory',
                 request_serializer=marketsync_dot_catalog_dot_v1_dot_catalog__pb2.GetPriceHistoryRequest.SerializeToString,
@@ -107,6 +112,15 @@ class CatalogServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchDeleteProducts(self, request, context):
+        """Deletes up to 100 products, each as DeleteProduct does. The SKUs travel in the body, so
+        this also deletes a product whose SKU no URL path can carry: one stored with a control
+        character before such SKUs were refused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetPriceHistory(self, request, context):
         """Every price a product has had, oldest first.
         """
@@ -141,6 +155,11 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     servicer.BatchUpsertProducts,
                     request_deserializer=marketsync_dot_catalog_dot_v1_dot_catalog__pb2.BatchUpsertProductsRequest.FromString,
                     response_serializer=marketsync_dot_catalog_dot_v1_dot_catalog__pb2.BatchUpsertProductsResponse.SerializeToString,
+            ),
+            'BatchDeleteProducts': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchDeleteProducts,
+                    request_deserializer=marketsync_dot_catalog_dot_v1_dot_catalog__pb2.BatchDeleteProductsRequest.FromString,
+                    response_serializer=marketsync_dot_catalog_dot_v1_dot_catalog__pb2.BatchDeleteProductsResponse.SerializeToString,
             ),
             'GetPriceHistory': grpc.unary_unary_rpc_method_handler(
                     servicer.GetPriceHistory,
@@ -296,6 +315,33 @@ class CatalogService:
             _registered_method=True)
 
     @staticmethod
+    def BatchDeleteProducts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marketsync.catalog.v1.CatalogService/BatchDeleteProducts',
+            marketsync_dot_catalog_dot_v1_dot_catalog__pb2.BatchDeleteProductsRequest.SerializeToString,
+            marketsync_dot_catalog_dot_v1_dot_catalog__pb2.BatchDeleteProductsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetPriceHistory(request,
             target,
             options=(),
@@ -334,7 +380,7 @@ class CatalogInternalServiceStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.WriteSyncedProducts = channel.stream_unary(
+        self.WriteSyncedProducts = channel.stream_stream(
                 '/marketsync.catalog.v1.CatalogInternalService/WriteSyncedProducts',
                 request_serializer=marketsync_dot_catalog_dot_v1_dot_catalog__pb2.WriteSyncedProductsRequest.SerializeToString,
                 response_deserializer=marketsync_dot_catalog_dot_v1_dot_catalog__pb2.WriteSyncedProductsResponse.FromString,
@@ -352,7 +398,9 @@ class CatalogInternalServiceServicer:
     """
 
     def WriteSyncedProducts(self, request_iterator, context):
-        """Streams a sync's products in, batch by batch, and answers what became of them.
+        """Streams a sync's products in, batch by batch, and answers each batch, in order, with what
+        became of its products once they are stored: a sync knows what was written even if it
+        fails before its last batch.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -369,7 +417,7 @@ class CatalogInternalServiceServicer:
 
 def add_CatalogInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'WriteSyncedProducts': grpc.stream_unary_rpc_method_handler(
+            'WriteSyncedProducts': grpc.stream_stream_rpc_method_handler(
                     servicer.WriteSyncedProducts,
                     request_deserializer=marketsync_dot_catalog_dot_v1_dot_catalog__pb2.WriteSyncedProductsRequest.FromString,
                     response_serializer=marketsync_dot_catalog_dot_v1_dot_catalog__pb2.WriteSyncedProductsResponse.SerializeToString,
@@ -403,7 +451,7 @@ class CatalogInternalService:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.stream_unary(
+        return grpc.experimental.stream_stream(
             request_iterator,
             target,
             '/marketsync.catalog.v1.CatalogInternalService/WriteSyncedProducts',
