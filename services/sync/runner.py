@@ -234,8 +234,11 @@ class SyncWorker:
 
     async def _claim(self, room: int) -> None:
         try:
+            # Waits for auth while it starts (or restarts) instead of failing every interval.
             answer = await self._auth.ClaimSyncs(
-                auth_pb2.ClaimSyncsRequest(replica=self._replica, max_syncs=room), timeout=10
+                auth_pb2.ClaimSyncsRequest(replica=self._replica, max_syncs=room),
+                timeout=10,
+                wait_for_ready=True,
             )
         except aio.AioRpcError as exc:
             log.warning("could not claim queued syncs", extra={"detail": exc.details()})
