@@ -100,18 +100,22 @@ class Backoff:
         return True
 
 
-def item_size(item: dict[str, dict[str, str]]) -> int:
-    """An item's size as DynamoDB counts it (attribute names plus values), in bytes."""
+def item_size(item: dict[str, dict[str, Any]]) -> int:
+    """An item's size as DynamoDB counts it (attribute names plus values), in bytes: what its
+    write units and the 400 KB limit are measured by."""
     return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
 
 
-def _value_size(value: dict[str, str]) -> int:
-    """Strings and numbers: the only types catalog items hold."""
+def _value_size(value: dict[str, Any]) -> int:
+    """Strings, numbers and maps of them: the only types catalog items hold."""
     kind, content = next(iter(value.items()))
     if kind == "S":
         return len(content.encode())
     if kind == "N":
         return _number_size(content)
+    if kind == "M":
+        # 3 bytes for the map and 1 for each of its elements.
+        return 3 + len(content) + item_size(content)
     raise ValueError(f"catalog items hold no DynamoDB {kind} values")
 
 

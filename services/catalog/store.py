@@ -1,12 +1,30 @@
-"""Products in DynamoDB, one partition per (organization, SKU): METADATA, LISTING#{marketplace}.
+"""Products in DynamoDB, one partition per (organization, SKU): PK ORG#{org}#PRODUCT#{sku}.
 
-Concurrency: each marketplace writes only its own LISTING# item, and price points have unique
-PRICE#{time}#{random} keys, so neither is ever overwritten by another writer. Every write puts
-those side items first and METADATA last, whose content hash then vouches for them (an equal
-hash means nothing to write). Single upserts put METADATA on condition of its `version` and
-retry on conflict, with jittered backoff until the backoff's deadline: a count of retries runs
-out under a few dozen concurrent writers. BatchWriteItem cannot be conditional, so its
-top-level fields are last-wins.
+Items, by SK:
+- METADATA: the product as its latest write left it, in GSI1 (organizationId, created_at). Its
+  map `listing` holds the listing of the marketplace that first synced the product (its
+  owner), and its map `first_point` the first stored price (`price`, `currency`, and
+  `recorded_at` when that is not created_at): the first point of the price history.
+- LISTING#{marketplace}: the listing of any other marketplace.
+- PRICE#{time}#{random}: one per later price change.
+
+So a first sync writes METADATA alone: one write unit while it stays under 1 KB, and one for
+its GSI1 entry, which projects every attribute. Products stored before `listing` and
+`first_point` existed keep a LISTING# item per marketplace and a PRICE# item per point, first
+included; reads take those as they are, and the owner's listing moves into METADATA with the
+product's next changed write, leaving the owner's LISTING# item unread.
+
+Concurrency: each non-owner marketplace writes only its own LISTING# item, and price points have
+unique keys, so neither is ever overwritten by another writer. Every write puts those side items
+first and METADATA last, whose content hash then vouches for them (an equal hash means nothing
+to write). A write that claims something for good (creates the product, takes the owner's
+listing or sets the first price) is conditional in every path, and so is any write planned on
+a product still open to such a claim: an unconditional put planned before a claim would undo
+it. Single upserts put METADATA on condition of its `version` (or its absence) and retry on
+conflict, with jittered backoff until the backoff's deadline: a count of retries runs out under
+a few dozen concurrent writers. Batch writes to products past every claim go through
+BatchWriteItem, which cannot be conditional: their top-level fields are last-wins, and they
+carry the owner's listing and the first point forward, which never change once set.
 """
 
 from __future__ import annotations
@@ -17,6 +35,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -48,6 +67,7 @@ from services.catalog.domain import (
     validate_stored_sku,
 )
 from services.catalog.dynamo import (
+    CLIENT_POOL_CONNECTIONS,
     CONDITION_FAILED,
     MAX_BATCH_GET_KEYS,
     MAX_BATCH_WRITE_ITEMS,
@@ -65,15 +85,20 @@ from services.catalog.tables import GSI1
 METADATA = "METADATA"
 LISTING_PREFIX = "LISTING#"
 PRICE_PREFIX = "PRICE#"
+OWNER_LISTING = "listing"
+FIRST_POINT = "first_point"
 # With a marketplace filter most products read may be skipped, so read in full pages.
 FILTERED_QUERY_LIMIT = 100
 # A filtered page reads at most this many products; if it fills no page by then, it answers
 # the products it found with a token to go on, so no request scans a whole organization.
 MAX_SCANNED_PER_PAGE = 1000
+# Conditional puts of a batch go one product a request, so they go side by side; half the
+# client's connections leaves the rest to the batch's other calls and to other requests.
+CONDITIONAL_WRITERS = CLIENT_POOL_CONNECTIONS // 2
 _LIST_QUERY = "catalog.products"
 
 Key = tuple[str, str]  # (PK, SK)
-Item = dict[str, dict[str, str]]
+Item = dict[str, dict[str, Any]]
 
 
 def _is_valid_sku(sku: str) -> bool:
@@ -97,6 +122,16 @@ class _Plan:
     side_items: list[Item]
     price_point_key: Key | None
     expected_version: int | None  # None: the product must not exist yet
+    conditional: bool  # even in a batch: see the module's note on concurrency
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What became of one product's conditional write in a batch."""
+
+    written: bool = False  # False without a failure: its content was stored meanwhile
+    failure: str = ""
+    retries: int = 0
 
 
 class ProductStore:
@@ -114,15 +149,18 @@ class ProductStore:
         self._tokens = PageTokenSigner(page_token_key)
         self._clock = clock
         self._backoff = backoff
+        self._conditional_writers = ThreadPoolExecutor(
+            CONDITIONAL_WRITERS, thread_name_prefix="catalog-conditional-put"
+        )
 
     # Reads
 
     def get(self, organization_id: int, sku: str) -> Product:
         validate_stored_sku(sku)
-        item, listings = self._read_product(product_pk(organization_id, sku))
+        item, listing_items = self._read_product(product_pk(organization_id, sku))
         if item is None:
             raise NotFound(f"product {sku} does not exist")
-        return _product_from_item(item, listings)
+        return _product_from_item(item, _listings(item, listing_items))
 
     def get_many(self, organization_id: int, skus: Sequence[str]) -> list[Product]:
         """The stored products of these SKUs, without listings; absent ones are left out."""
@@ -173,7 +211,7 @@ class ProductStore:
             read += len(items)
             last_read = items[-1] if items else last_read
             if marketplace:
-                # Filtered here, not with a FilterExpression: listings are separate items.
+                # Filtered here, not with a FilterExpression: other listings are separate items.
                 listings |= self._listings_of(items)
                 items = [item for item in items if _listed_on(listings, item, marketplace)]
             found.extend(items[:needed])
@@ -192,28 +230,29 @@ class ProductStore:
             if resume
             else ""
         )
-        products = [_product_from_item(item, listings.get(item["PK"]["S"], ())) for item in page]
+        products = [_product_from_item(item, listings[item["PK"]["S"]]) for item in page]
         return ProductPage(products=products, next_page_token=next_token)
 
     def price_history(self, organization_id: int, sku: str) -> list[PricePoint]:
-        """Oldest first."""
+        """Oldest first: METADATA's first point, then the PRICE# points (all of them for
+        products stored before the first point moved into METADATA)."""
         validate_stored_sku(sku)
         pk = product_pk(organization_id, sku)
+        # METADATA and the points in one Query: PRICE# sorts after METADATA, and nothing else.
         items = self._query_partition(
             pk,
-            "PK = :pk AND begins_with(SK, :prefix)",
-            {":pk": {"S": pk}, ":prefix": {"S": PRICE_PREFIX}},
+            "PK = :pk AND SK >= :metadata",
+            {":pk": {"S": pk}, ":metadata": {"S": METADATA}},
         )
-        if not items and self._read_product(pk)[0] is None:
+        product = next((item for item in items if item["SK"]["S"] == METADATA), None)
+        if product is None:
             raise NotFound(f"product {sku} does not exist")
-        return [
-            PricePoint(
-                price=normalize_price(Decimal(item["price"]["N"])),
-                currency=item["currency"]["S"],
-                recorded_at=parse_timestamp(item["recorded_at"]["S"]),
-            )
-            for item in items
-        ]
+        points = [_point(item) for item in items if item["SK"]["S"].startswith(PRICE_PREFIX)]
+        if FIRST_POINT in product:
+            points.insert(0, _point(product[FIRST_POINT]["M"], _text(product, "created_at")))
+        # By time, not by kind: a product stored before first points existed that lost its
+        # price and got one again has its first point in METADATA after its PRICE# points.
+        return sorted(points, key=lambda point: point.recorded_at)
 
     # Writes
 
@@ -224,17 +263,18 @@ class ProductStore:
         deadline = time.monotonic() + self._backoff.deadline_seconds
         attempt = 0
         while True:
-            current, listings = self._read_product(pk)
+            current, listing_items = self._read_product(pk)
             plan = _plan_write(organization_id, product, current, self._clock())
             if plan is None:
                 assert current is not None
-                return _product_from_item(current, listings)
+                return _product_from_item(current, _listings(current, listing_items))
             _check_size(plan)
-            if self._put_conditionally(plan):
-                written = _listing_from_item(plan.side_items[0]) if product.marketplace else None
-                others = tuple(lst for lst in listings if lst.marketplace != product.marketplace)
-                merged = tuple(sorted((*others, *filter(None, [written])), key=_listing_order))
-                return _product_from_item(plan.product_item, merged)
+            with dynamodb_errors():
+                written = self._put_conditionally(plan)
+            if written:
+                stored, side = plan.product_item, plan.side_items
+                listing_items += [i for i in side if i["SK"]["S"].startswith(LISTING_PREFIX)]
+                return _product_from_item(stored, _listings(stored, listing_items))
             if not self._backoff.sleep(attempt, deadline):
                 raise Unavailable(
                     f"product {product.sku} kept changing while it was being written; try again"
@@ -263,6 +303,7 @@ class ProductStore:
         result.retries += read_retries
         now = self._clock()
         plans: list[_Plan] = []
+        conditional: list[tuple[str, Future[_Outcome]]] = []
         for sku, product in valid.items():
             if keys[sku] in unread:
                 result.failed.append((sku, "the stored product could not be read; not written"))
@@ -276,7 +317,13 @@ class ProductStore:
             except InvalidArgument as exc:
                 result.failed.append((sku, exc.message))
                 continue
-            plans.append(plan)
+            if plan.conditional:
+                pending = self._conditional_writers.submit(
+                    self._put_until_stored, organization_id, product, plan, deadline
+                )
+                conditional.append((sku, pending))
+            else:
+                plans.append(plan)
         side_failures, side_retries = self._write_all(
             [
                 (plan.sku, {"PutRequest": {"Item": item}})
@@ -297,6 +344,15 @@ class ProductStore:
         result.failed.extend(failures.items())
         result.upserted = len(plans) - len(failures)
         result.retries += side_retries + product_retries
+        for sku, pending in conditional:
+            outcome = pending.result()
+            result.retries += outcome.retries
+            if outcome.failure:
+                result.failed.append((sku, outcome.failure))
+            elif outcome.written:
+                result.upserted += 1
+            else:
+                result.unchanged += 1
         return result
 
     def batch_delete(self, organization_id: int, skus: Sequence[str]) -> BatchDeleteResult:
@@ -339,21 +395,16 @@ class ProductStore:
 
     # DynamoDB calls
 
-    def _read_product(self, pk: str) -> tuple[Item | None, tuple[Listing, ...]]:
-        """METADATA and the listings in one strongly consistent Query: they sort side by side."""
+    def _read_product(self, pk: str) -> tuple[Item | None, list[Item]]:
+        """METADATA and the LISTING# items in one strongly consistent Query: they sort side by
+        side."""
         items = self._query_partition(
             pk,
             "PK = :pk AND SK BETWEEN :first AND :last",
             {":pk": {"S": pk}, ":first": {"S": LISTING_PREFIX}, ":last": {"S": METADATA}},
         )
         product = next((item for item in items if item["SK"]["S"] == METADATA), None)
-        listings = tuple(
-            sorted(
-                (_listing_from_item(item) for item in items if item["SK"]["S"] != METADATA),
-                key=_listing_order,
-            )
-        )
-        return product, listings
+        return product, [item for item in items if item["SK"]["S"] != METADATA]
 
     def _query_partition(
         self, pk: str, condition: str, values: Item, projection: str | None = None
@@ -376,7 +427,8 @@ class ProductStore:
                 query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
     def _put_conditionally(self, plan: _Plan) -> bool:
-        """Write the plan; False when another writer changed the product since it was read."""
+        """Write the plan; False when another writer changed the product since it was read.
+        DynamoDB's own errors are left to the caller."""
         if plan.expected_version is None:
             condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(PK)"}
         else:
@@ -384,45 +436,83 @@ class ProductStore:
                 "ConditionExpression": "version = :version",
                 "ExpressionAttributeValues": {":version": {"N": str(plan.expected_version)}},
             }
-        with dynamodb_errors():
-            for item in plan.side_items:
-                self._client.put_item(TableName=self._table, Item=item)
+        for item in plan.side_items:
+            self._client.put_item(TableName=self._table, Item=item)
         try:
             self._client.put_item(TableName=self._table, Item=plan.product_item, **condition)
         except ClientError as exc:
             if error_code(exc) != CONDITION_FAILED:
-                raise translate(exc) from exc
-        except BotoCoreError as exc:
-            raise translate(exc) from exc
+                raise
         else:
             return True
         if plan.price_point_key:
             # The retry decides afresh whether the price changed; this point may not apply.
             pk, sk = plan.price_point_key
-            with dynamodb_errors():
-                self._client.delete_item(
-                    TableName=self._table, Key={"PK": {"S": pk}, "SK": {"S": sk}}
-                )
+            self._client.delete_item(TableName=self._table, Key={"PK": {"S": pk}, "SK": {"S": sk}})
         return False
 
+    def _put_until_stored(
+        self, organization_id: int, product: ProductInput, plan: _Plan, deadline: float
+    ) -> _Outcome:
+        """A batch's conditional write of one product: after a conflict, read the product
+        again and plan afresh; after a failure worth retrying, put the same plan again."""
+        outcome = _Outcome()
+        pk = product_pk(organization_id, product.sku)
+        attempt, stale = 0, False
+        while True:
+            try:
+                if stale:
+                    replanned = _plan_write(
+                        organization_id, product, self._get_metadata(pk), self._clock()
+                    )
+                    if replanned is None:
+                        return outcome
+                    _check_size(replanned)
+                    plan, stale = replanned, False
+                if self._put_conditionally(plan):
+                    outcome.written = True
+                    return outcome
+                stale = True
+                reason = f"product {product.sku} kept changing while it was being written"
+            except InvalidArgument as exc:
+                outcome.failure = exc.message
+                return outcome
+            except (ClientError, BotoCoreError) as exc:
+                if not is_retryable(exc):
+                    outcome.failure = _failure_message(exc)
+                    return outcome
+                reason = _failure_message(exc)
+            outcome.retries += 1
+            if not self._backoff.sleep(attempt, deadline):
+                outcome.failure = reason
+                return outcome
+            attempt += 1
+
+    def _get_metadata(self, pk: str) -> Item | None:
+        key = {"PK": {"S": pk}, "SK": {"S": METADATA}}
+        answer = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
+        return answer.get("Item")
+
     def _listings_of(self, items: list[Item]) -> dict[str, tuple[Listing, ...]]:
-        """Listings of products by PK: every marketplace's key, in as few BatchGetItem calls as
-        a page allows (two for 100 products). A set of marketplaces on the product item would
-        not save a call and could be lost: BatchWriteItem puts replace the whole item."""
+        """Listings of products by PK: the owner's from METADATA, every other marketplace's
+        key read in as few BatchGetItem calls as a page allows (one for 100 products). A set of
+        those marketplaces on METADATA would not save the call and could be lost: BatchWriteItem
+        puts replace the whole item."""
         keys = [
             (item["PK"]["S"], LISTING_PREFIX + marketplace)
             for item in items
             for marketplace in MARKETPLACES
+            if marketplace != _owner(item)
         ]
         found, unread, _ = self._batch_get(
             keys, time.monotonic() + self._backoff.deadline_seconds, consistent=False
         )
         if unread:
             raise Unavailable("the product store is busy; retry in a few seconds")
-        listings: dict[str, list[Listing]] = {}
-        for (pk, _sk), item in sorted(found.items()):
-            listings.setdefault(pk, []).append(_listing_from_item(item))
-        return {pk: tuple(entries) for pk, entries in listings.items()}
+        others: dict[str, list[Item]] = {}
+        for (pk, _sk), listing_item in found.items():
+            others.setdefault(pk, []).append(listing_item)
+        return {item["PK"]["S"]: _listings(item, others.get(item["PK"]["S"], [])) for item in items}
 
     def _batch_get(
         self, keys: Iterable[Key], deadline: float, *, consistent: bool
@@ -525,10 +615,30 @@ def _plan_write(
     pk = product_pk(organization_id, product.sku)
     stamp = format_timestamp(now)
     side_items: list[Item] = []
+    owner_listing = current.get(OWNER_LISTING, {}) if current else {}
     if product.marketplace:
-        side_items.append(_listing_item(pk, product, stamp))
+        listing = _listing_fields(product, stamp)
+        if owner_listing and _text(owner_listing["M"], "marketplace") != product.marketplace:
+            side_items.append(
+                {"PK": {"S": pk}, "SK": {"S": LISTING_PREFIX + product.marketplace}, **listing}
+            )
+        else:
+            owner_listing = {"M": listing}
+    first_point = current.get(FIRST_POINT, {}) if current else {}
     price_point_key = None
-    if product.price is not None and _price_changed(product, current):
+    if product.price is not None and (current is None or not (first_point or "price" in current)):
+        # A price on a product without one, and without a first point: METADATA holds the
+        # point, at created_at unless the product was stored without a price first.
+        first_point = {
+            "M": _compact(
+                {
+                    "price": {"N": _number(product.price)},
+                    "currency": {"S": product.currency},
+                    "recorded_at": {"S": stamp} if current else {},
+                }
+            )
+        }
+    elif product.price is not None and _price_changed(product, current):
         price_point_key = (pk, f"{PRICE_PREFIX}{stamp}#{uuid.uuid4().hex[:12]}")
         side_items.append(
             _compact(
@@ -562,6 +672,8 @@ def _plan_write(
             "created_at": current["created_at"] if current else {"S": stamp},
             "updated_at": {"S": stamp},
             "synced_at": {"S": stamp if product.marketplace else previous_sync},
+            OWNER_LISTING: owner_listing,
+            FIRST_POINT: first_point,
             "version": {"N": str(version + 1)},
             "content_hash": {"S": content_hash},
         }
@@ -572,14 +684,26 @@ def _plan_write(
         side_items=side_items,
         price_point_key=price_point_key,
         expected_version=version if current else None,
+        conditional=not _past_every_claim(current),
     )
 
 
-def _listing_item(pk: str, product: ProductInput, stamp: str) -> Item:
+def _past_every_claim(current: Item | None) -> bool:
+    """Whether the stored product has an owner's listing and a first price, so that no write
+    can claim either any more. A product stored with a price before first points existed has
+    its first point among the PRICE# items: that claim too is made."""
+    return (
+        current is not None
+        and OWNER_LISTING in current
+        and (FIRST_POINT in current or "price" in current)
+    )
+
+
+def _listing_fields(product: ProductInput, stamp: str) -> Item:
+    """A listing's attributes: METADATA's owner listing holds them as a map, a LISTING# item
+    beside its keys."""
     return _compact(
         {
-            "PK": {"S": pk},
-            "SK": {"S": LISTING_PREFIX + product.marketplace},
             "marketplace": {"S": product.marketplace},
             "price": {"N": _number(product.price)} if product.price is not None else {},
             "currency": {"S": product.currency},
@@ -596,7 +720,7 @@ def _number(price: Decimal) -> str:
     return format(price, "f")
 
 
-def _compact(item: dict[str, dict[str, str]]) -> Item:
+def _compact(item: Item) -> Item:
     """Leave out empty values: absent reads back as empty, and every server accepts it."""
     return {name: value for name, value in item.items() if value and next(iter(value.values()))}
 
@@ -623,11 +747,25 @@ def _check_size(plan: _Plan) -> None:
 
 
 def _text(item: Item, name: str) -> str:
-    return item.get(name, {}).get("S", "")
+    return str(item.get(name, {}).get("S", ""))
+
+
+def _owner(item: Item) -> str:
+    """The marketplace whose listing METADATA holds; empty when it holds none."""
+    return _text(item[OWNER_LISTING]["M"], "marketplace") if OWNER_LISTING in item else ""
 
 
 def _price(item: Item) -> Decimal | None:
     return normalize_price(Decimal(item["price"]["N"])) if "price" in item else None
+
+
+def _point(item: Item, created_at: str = "") -> PricePoint:
+    """A PRICE# item, or METADATA's first point, recorded at created_at unless it says."""
+    return PricePoint(
+        price=normalize_price(Decimal(item["price"]["N"])),
+        currency=_text(item, "currency"),
+        recorded_at=parse_timestamp(_text(item, "recorded_at") or created_at),
+    )
 
 
 def _product_from_item(item: Item, listings: tuple[Listing, ...]) -> Product:
@@ -651,6 +789,18 @@ def _product_from_item(item: Item, listings: tuple[Listing, ...]) -> Product:
     )
 
 
+def _listings(product: Item, listing_items: Iterable[Item]) -> tuple[Listing, ...]:
+    """A product's listings: the owner's from METADATA, the others' from their LISTING# items
+    (the last given for a marketplace). An owner's LISTING# item is a leftover of the earlier
+    layout, older than METADATA's."""
+    by_marketplace = {_text(item, "marketplace"): item for item in listing_items}
+    if OWNER_LISTING in product:
+        by_marketplace[_owner(product)] = product[OWNER_LISTING]["M"]
+    return tuple(
+        sorted((_listing_from_item(item) for item in by_marketplace.values()), key=_listing_order)
+    )
+
+
 def _listing_from_item(item: Item) -> Listing:
     return Listing(
         marketplace=_text(item, "marketplace"),
@@ -664,7 +814,7 @@ def _listing_from_item(item: Item) -> Listing:
 
 
 def _listed_on(listings: dict[str, tuple[Listing, ...]], item: Item, marketplace: str) -> bool:
-    return any(listing.marketplace == marketplace for listing in listings.get(item["PK"]["S"], ()))
+    return any(listing.marketplace == marketplace for listing in listings[item["PK"]["S"]])
 
 
 def _listing_order(listing: Listing) -> int:

@@ -39,6 +39,10 @@ TABLE_DEFINITION: dict[str, Any] = {
                 {"AttributeName": "organizationId", "KeyType": "HASH"},
                 {"AttributeName": "created_at", "KeyType": "RANGE"},
             ],
+            # Every attribute: list pages answer from the index alone. So each change to a
+            # product costs its entry a write unit too; a narrower projection would spare price
+            # changes that unit for a read of each listed product, and takes a new index (and
+            # a switch-over) on a deployed table: DynamoDB cannot change an index's projection.
             "Projection": {"ProjectionType": "ALL"},
         }
     ],

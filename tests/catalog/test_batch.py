@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from marketsync.errors import InvalidArgument
-from services.catalog.domain import ProductInput
+from services.catalog.domain import Product, ProductInput
 from services.catalog.dynamo import Backoff, make_dynamodb_client
 from services.catalog.store import ProductStore
 
@@ -25,14 +26,18 @@ def item(sku: str, **fields: Any) -> ProductInput:
     return replace(base, **fields)
 
 
-def count_rows(store: ProductStore, org: int) -> list[str]:
-    skus, token = [], ""
+def count_products(store: ProductStore, org: int) -> list[Product]:
+    products, token = [], ""
     while True:
         page = store.list_page(org, 100, token)
-        skus.extend(p.sku for p in page.products)
+        products.extend(page.products)
         token = page.next_page_token
         if not token:
-            return skus
+            return products
+
+
+def count_rows(store: ProductStore, org: int) -> list[str]:
+    return [product.sku for product in count_products(store, org)]
 
 
 def test_a_batch_of_1000_with_duplicates_stores_the_last_of_each(
@@ -45,8 +50,10 @@ def test_a_batch_of_1000_with_duplicates_stores_the_last_of_each(
     assert (result.upserted, result.unchanged, result.failed) == (900, 0, [])
     assert store.get(ORG, "SKU-0002").title == "second"
     assert store.get(ORG, "SKU-0003").title == "Item SKU-0003"
-    # 900 products and 900 first price points, 25 a request.
-    assert calls.counts["BatchWriteItem"] == 72
+    # A new product is one item, its first price point included, put on condition that it
+    # does not exist yet.
+    assert calls.counts["PutItem"] == 900
+    assert "BatchWriteItem" not in calls.counts
     assert calls.counts["BatchGetItem"] == 9
     assert sorted(count_rows(store, ORG)) == [f"SKU-{n:04d}" for n in range(900)]
 
@@ -124,56 +131,91 @@ class PartialWrites:
         return canned_answer(200, {"UnprocessedItems": {self.table: left} if left else {}})
 
 
+def synced(sku: str, **fields: Any) -> ProductInput:
+    """A product as a sync writes it: once stored, its changes go through BatchWriteItem."""
+    return item(sku, marketplace="amazon", external_id=f"B-{sku}", **fields)
+
+
 def test_unprocessed_items_are_retried_until_all_are_written_once(
     store: ProductStore, client: Any, endpoint: str, table: str
 ) -> None:
+    store.batch_upsert(ORG, [synced(f"SKU-{n:03d}") for n in range(100)])
     partial = PartialWrites(endpoint, table)
     client.meta.events.register("before-call.dynamodb.BatchWriteItem", partial)
     try:
-        result = store.batch_upsert(ORG, [item(f"SKU-{n:03d}") for n in range(100)])
+        repriced = [synced(f"SKU-{n:03d}", price=Decimal("6.00")) for n in range(100)]
+        result = store.batch_upsert(ORG, repriced)
     finally:
         client.meta.events.unregister("before-call.dynamodb.BatchWriteItem", partial)
     assert (result.upserted, result.failed) == (100, [])
     assert result.retries > 0
-    assert len(partial.written) == 200  # 100 products and their first price points
+    assert len(partial.written) == 200  # 100 products and their new price points
     assert set(partial.written.values()) == {1}
-    assert len(count_rows(store, ORG)) == 100
+    assert {p.price for p in count_products(store, ORG)} == {Decimal("6.00")}
 
 
-def test_throttling_is_retried_and_counted(store: ProductStore, client: Any) -> None:
-    throttled = {"left": 3}
+def throttled(times: int) -> Callable[..., Any]:
+    """A before-call hook answering the first `times` calls it sees with throttling; the
+    store's conditional puts call from several threads at once."""
+    left = [times]
+    lock = threading.Lock()
 
     def throttle(**_: Any) -> Any:
-        if throttled["left"]:
-            throttled["left"] -= 1
-            error = {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}
-            return canned_answer(400, {"Error": error})
-        return None
+        with lock:
+            if not left[0]:
+                return None
+            left[0] -= 1
+        error = {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}
+        return canned_answer(400, {"Error": error})
 
-    client.meta.events.register("before-call.dynamodb.BatchWriteItem", throttle)
+    return throttle
+
+
+@pytest.mark.parametrize(
+    ("operation", "stored_first"),
+    [("BatchWriteItem", True), ("PutItem", False)],
+    ids=["changes-in-batches", "new-products-on-condition"],
+)
+def test_throttling_is_retried_and_counted(
+    store: ProductStore, client: Any, operation: str, stored_first: bool
+) -> None:
+    if stored_first:
+        store.batch_upsert(ORG, [synced(f"SKU-{n}") for n in range(10)])
+    throttle = throttled(3)
+    client.meta.events.register(f"before-call.dynamodb.{operation}", throttle)
     try:
-        result = store.batch_upsert(ORG, [item(f"SKU-{n}") for n in range(10)])
+        result = store.batch_upsert(ORG, [synced(f"SKU-{n}", title="new") for n in range(10)])
     finally:
-        client.meta.events.unregister("before-call.dynamodb.BatchWriteItem", throttle)
+        client.meta.events.unregister(f"before-call.dynamodb.{operation}", throttle)
     assert (result.upserted, result.failed, result.retries) == (10, [], 3)
+    assert {p.title for p in count_products(store, ORG)} == {"new"}
 
 
 def test_what_stays_unwritten_past_the_deadline_is_reported_per_sku(
     make_store: Callable[..., ProductStore], client: Any, table: str
 ) -> None:
     store = make_store(backoff=Backoff(base_seconds=0.001, cap_seconds=0.01, deadline_seconds=0.2))
+    store.batch_upsert(ORG, [synced(f"SKU-{n:02d}") for n in range(20)])
 
     def never(params: dict[str, Any], **_: Any) -> Any:
         requests = request_body(params)["RequestItems"][table]
         return canned_answer(200, {"UnprocessedItems": {table: requests}})
 
+    # Changes of stored products stay unprocessed, new products keep being throttled.
+    throttle = throttled(10_000)
     client.meta.events.register("before-call.dynamodb.BatchWriteItem", never)
+    client.meta.events.register("before-call.dynamodb.PutItem", throttle)
     try:
-        result = store.batch_upsert(ORG, [item(f"SKU-{n:02d}") for n in range(40)])
+        result = store.batch_upsert(
+            ORG, [synced(f"SKU-{n:02d}", title="changed") for n in range(40)]
+        )
     finally:
         client.meta.events.unregister("before-call.dynamodb.BatchWriteItem", never)
+        client.meta.events.unregister("before-call.dynamodb.PutItem", throttle)
     assert result.upserted == 0
     assert sorted(sku for sku, _ in result.failed) == [f"SKU-{n:02d}" for n in range(40)]
     assert all("throttling" in message for _, message in result.failed)
     assert result.retries > 0
-    assert count_rows(store, ORG) == []
+    stored = count_products(store, ORG)
+    assert sorted(p.sku for p in stored) == [f"SKU-{n:02d}" for n in range(20)]
+    assert all(p.title == f"Item {p.sku}" for p in stored)

@@ -46,3 +46,5 @@ def test_item_size_counts_names_and_values_as_dynamodb_does() -> None:
     assert item_size({"n": {"N": "19.99"}}) == 1 + 3
     assert item_size({"n": {"N": "-0.0012300"}}) == 1 + 3
     assert item_size({"big": {"S": "x" * 400_000}}) == 400_003
+    # A map: 3 bytes, 1 per element, and its elements' names and values.
+    assert item_size({"m": {"M": {"a": {"S": "xy"}, "n": {"N": "19.99"}}}}) == 1 + 3 + 2 + 3 + 4

@@ -94,6 +94,12 @@ def test_a_product_without_a_price_has_no_history(store: ProductStore) -> None:
     store.upsert(ORG, ProductInput(sku="FREE"))
     assert store.get(ORG, "FREE").price is None
     assert store.price_history(ORG, "FREE") == []
+    priced = store.upsert(ORG, mug("FREE", price=Decimal("5.00")))
+    store.upsert(ORG, ProductInput(sku="FREE", title="free again"))
+    store.batch_upsert(ORG, [mug("FREE", price=Decimal("6.00"))])
+    points = store.price_history(ORG, "FREE")
+    assert [(str(p.price), p.recorded_at) for p in points[:1]] == [("5.00", priced.updated_at)]
+    assert [str(p.price) for p in points] == ["5.00", "6.00"]
 
 
 def test_syncs_of_each_marketplace_keep_their_own_listing(store: ProductStore) -> None:
@@ -159,15 +165,19 @@ def test_a_full_last_page_has_no_token(store: ProductStore) -> None:
     assert store.list_page(OTHER_ORG, 10).products == []
 
 
-def test_a_page_of_100_costs_one_query_and_two_batch_gets(
+def test_a_page_of_100_costs_one_query_and_one_batch_get(
     store: ProductStore, calls: CallCounter
 ) -> None:
     store.batch_upsert(ORG, [mug(f"SKU-{n:03d}", marketplace="amazon") for n in range(150)])
+    store.upsert(ORG, mug("NEWEST", marketplace="amazon", external_id="A1"))
+    store.upsert(ORG, mug("NEWEST", marketplace="walmart", external_id="W1"))
     calls.counts.clear()
     page = store.list_page(ORG, 100)
     assert len(page.products) == 100
     assert all(p.listings[0].marketplace == "amazon" for p in page.products)
-    assert calls.counts == {"Query": 1, "BatchGetItem": 2}
+    assert [lst.external_id for lst in page.products[0].listings] == ["A1", "W1"]
+    # The owner's listing comes with the product; one BatchGetItem asks for the other's.
+    assert calls.counts == {"Query": 1, "BatchGetItem": 1}
 
 
 def test_the_marketplace_filter_fills_pages_and_misses_nothing(store: ProductStore) -> None:
@@ -304,6 +314,40 @@ def test_concurrent_syncs_of_both_marketplaces_keep_both_listings(store: Product
         thread.join()
     for product in page_all(store, ORG, 100):
         assert [lst.external_id for lst in product.listings] == ["amazon", "walmart"]
+
+
+@pytest.mark.parametrize("by_hand_first", [False, True], ids=["new", "written-by-hand-first"])
+def test_concurrent_first_writes_keep_every_listing_and_every_price(
+    store: ProductStore, by_hand_first: bool
+) -> None:
+    # A first write keeps its listing (or its price) in METADATA alone, and a write planned
+    # before it would put METADATA back without them: neither may be a last-wins put.
+    skus = [f"SKU-{n:02d}" for n in range(30)]
+    prices = [Decimal("9.00")] if by_hand_first else []
+    if by_hand_first:
+        store.batch_upsert(ORG, [mug(sku, price=prices[0]) for sku in skus])
+    writers = {"amazon": Decimal("1.00"), "walmart": Decimal("2.00"), "": Decimal("3.00")}
+    barrier = threading.Barrier(len(writers))
+    upserted: list[int] = []
+
+    def write(marketplace: str, price: Decimal) -> None:
+        products = [
+            mug(sku, marketplace=marketplace, price=price, external_id=marketplace) for sku in skus
+        ]
+        barrier.wait()
+        upserted.append(store.batch_upsert(ORG, products).upserted)
+
+    threads = [threading.Thread(target=write, args=writer) for writer in writers.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert upserted == [len(skus)] * len(writers)
+    for product in page_all(store, ORG, 100):
+        assert [lst.external_id for lst in product.listings] == ["amazon", "walmart"]
+        points = store.price_history(ORG, product.sku)
+        assert sorted(p.price for p in points) == sorted([*prices, *writers.values()])
+        assert product.price in writers.values()
 
 
 def test_prices_are_stored_as_exact_fixed_point_numbers(store: ProductStore) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -195,14 +195,28 @@ def write_synced(
 def write_synced_status(
     address: str, org: Org, metadata: tuple[tuple[str, str], ...]
 ) -> grpc.StatusCode:
-    """The status of a WriteSyncedProducts call on a plain channel carrying only `metadata`."""
+    """The status of a WriteSyncedProducts call on a plain channel carrying only `metadata`.
+
+    The batch goes out a moment after the call opens: a refusal then arrives before the client
+    writes, as it would for a real intruder, instead of racing the write (which grpc may report
+    as INTERNAL, the stream being reset under it)."""
     product = synced_product("INTRUDER", "Not mine", "1.00", "B0")
-    try:
-        asyncio.run(
-            _write_synced(
-                lambda: aio.insecure_channel(address), int(org.id), "amazon", [[product]], metadata
+
+    async def attempt() -> None:
+        async def requests() -> AsyncIterator[catalog_pb2.WriteSyncedProductsRequest]:
+            await asyncio.sleep(0.3)
+            yield catalog_pb2.WriteSyncedProductsRequest(
+                organization_id=int(org.id), marketplace="amazon", products=[product]
             )
-        )
+
+        async with aio.insecure_channel(address) as channel:
+            stub = catalog_pb2_grpc.CatalogInternalServiceStub(channel)
+            call = stub.WriteSyncedProducts(requests(), metadata=metadata, timeout=30)
+            async for _ in call:
+                pass
+
+    try:
+        asyncio.run(attempt())
     except aio.AioRpcError as exc:
         return exc.code()
     return grpc.StatusCode.OK
