@@ -82,8 +82,9 @@ async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool]:
     await pool.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def passwords() -> PasswordHasher:
+    # Per test: its concurrency limit is an asyncio semaphore, bound to one test's event loop.
     return PasswordHasher(rounds=4)  # the cheapest cost: tests check logic, not hash strength
 
 
