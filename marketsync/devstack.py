@@ -329,26 +329,31 @@ def _start_services(stack: Stack) -> None:
             [PYTHON, "-m", f"services.{name}.server"],
             {"GRPC_PORT": str(ports[name]), **stack.private_env.get(name, {})},
         )
-    config = stack.data_dir / "envoy.json"
-    admin_port = free_port()
-    upstream_args = [f"--{name}={stack.env[f'{name.upper()}_ADDRESS']}" for name in SERVICES]
+    upstreams = {name: stack.env[f"{name.upper()}_ADDRESS"] for name in SERVICES}
+    spawn_gateway(stack, "gateway", int(stack.env["GATEWAY_PORT"]), upstreams)
+    _wait_until(
+        lambda: _http_ok(f"{stack.gateway_url}/healthz"), "the gateway's /healthz", 90, stack
+    )
+
+
+def spawn_gateway(stack: Stack, name: str, port: int, upstreams: Mapping[str, str]) -> Child:
+    """Envoy on loopback `port` in front of the services at `upstreams` (auth, catalog, sync
+    by name), its configuration rendered into the data directory."""
+    config = stack.data_dir / f"{name}-envoy.json"
     subprocess.run(  # noqa: S603
         [
             PYTHON, "-m", "gateway.envoy_config", str(config),
             "--listen-host", "127.0.0.1",
-            "--port", stack.env["GATEWAY_PORT"],
-            "--admin-port", str(admin_port),
+            "--port", str(port),
+            "--admin-port", str(free_port()),
             "--descriptor", str(REPO / "gateway" / "descriptor.pb"),
-            *upstream_args,
+            *(f"--{service}={address}" for service, address in upstreams.items()),
         ],
         cwd=REPO, env=stack.env, check=True,
     )  # fmt: skip
     # No hot restart: it binds a machine-wide domain socket, so two stacks could not coexist.
     envoy = [str(BIN / "envoy"), "-c", str(config), "--log-level", "warn", "--disable-hot-restart"]
-    stack.spawn("gateway", envoy)
-    _wait_until(
-        lambda: _http_ok(f"{stack.gateway_url}/healthz"), "the gateway's /healthz", 90, stack
-    )
+    return stack.spawn(name, envoy)
 
 
 def main() -> None:

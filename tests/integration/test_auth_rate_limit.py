@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from marketsync.auth.v1 import auth_pb2, auth_pb2_grpc
-from marketsync.devstack import BIN, PYTHON, REPO, Child, Stack, free_port
+from marketsync.devstack import PYTHON, Child, Stack, free_port, spawn_gateway
 from tests.integration.conftest import Api
 
 BURST = 4
@@ -77,22 +76,12 @@ def limited(stack: Stack) -> Iterator[Limited]:
         )
         auth_address = f"127.0.0.1:{auth_port}"
         _wait(lambda: _serving(auth_address), "the rate-limited auth")
-        config = stack.data_dir / "envoy-rate-limited.json"
-        subprocess.run(
-            [
-                PYTHON, "-m", "gateway.envoy_config", str(config),
-                "--listen-host", "127.0.0.1",
-                "--port", str(gateway_port),
-                "--admin-port", str(free_port()),
-                "--descriptor", str(REPO / "gateway" / "descriptor.pb"),
-                f"--auth={auth_address}",
-                f"--catalog={stack.env['CATALOG_ADDRESS']}",
-                f"--sync={stack.env['SYNC_ADDRESS']}",
-            ],
-            cwd=REPO, env=stack.env, check=True,
-        )  # fmt: skip
-        envoy = [str(BIN / "envoy"), "-c", str(config), "--log-level", "warn"]
-        children.append(stack.spawn("gw-rl", [*envoy, "--disable-hot-restart"]))
+        upstreams = {
+            "auth": auth_address,
+            "catalog": stack.env["CATALOG_ADDRESS"],
+            "sync": stack.env["SYNC_ADDRESS"],
+        }
+        children.append(spawn_gateway(stack, "gw-rl", gateway_port, upstreams))
         gateway_url = f"http://127.0.0.1:{gateway_port}"
         _wait(lambda: httpx.get(f"{gateway_url}/healthz").status_code == 200, "its Envoy")
         yield Limited(gateway_url, auth_address)

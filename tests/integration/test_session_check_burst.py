@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -25,7 +24,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from marketsync.devstack import BIN, PYTHON, REPO, Child, Stack, free_port
+from marketsync.devstack import PYTHON, Child, Stack, free_port, spawn_gateway
 from tests.integration.conftest import Api
 
 BURST = 32
@@ -174,22 +173,12 @@ def counted(stack: Stack) -> Iterator[Counted]:
         )
         _wait(lambda: _serving(auth_address), "the counted auth")
         _wait(lambda: _serving(catalog_address), "its catalog")
-        config = stack.data_dir / "envoy-counted.json"
-        subprocess.run(
-            [
-                PYTHON, "-m", "gateway.envoy_config", str(config),
-                "--listen-host", "127.0.0.1",
-                "--port", str(gateway_port),
-                "--admin-port", str(free_port()),
-                "--descriptor", str(REPO / "gateway" / "descriptor.pb"),
-                f"--auth={auth_address}",
-                f"--catalog={catalog_address}",
-                f"--sync={stack.env['SYNC_ADDRESS']}",
-            ],
-            cwd=REPO, env=stack.env, check=True,
-        )  # fmt: skip
-        envoy = [str(BIN / "envoy"), "-c", str(config), "--log-level", "warn"]
-        children.append(stack.spawn("gw-counted", [*envoy, "--disable-hot-restart"]))
+        upstreams = {
+            "auth": auth_address,
+            "catalog": catalog_address,
+            "sync": stack.env["SYNC_ADDRESS"],
+        }
+        children.append(spawn_gateway(stack, "gw-counted", gateway_port, upstreams))
         gateway_url = f"http://127.0.0.1:{gateway_port}"
         _wait(lambda: httpx.get(f"{gateway_url}/healthz").status_code == 200, "its Envoy")
         yield Counted(gateway_url, statements)
