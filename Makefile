@@ -41,9 +41,10 @@ migrate: $(STAMP)
 table: $(STAMP)
 	@$(BIN)/python -m services.catalog.tables
 
-## bench: print speed and memory figures (ratios measured in one run)
+## bench: start the stack, take the figures of BENCHMARKS.md and print each ratio next to its goal
+##        (about 15 minutes on 2 cores; results also in .bench/; BENCH_ARGS="--only catalog")
 bench: $(STAMP)
-	@$(BIN)/python -m tests.bench
+	@$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,417 @@
+"""What the bench puts beside or in front of the stack's servers to compare like with like.
+
+- dynalite: a second DynamoDB server whose Query reads only the asked partition (moto's scans
+  the whole table, so read figures on moto measure moto), installed with npm into `.bench/`.
+- `CallRecorder`: the DynamoDB calls an in-process client makes, to replay exactly the same
+  requests raw.
+- `RecordingProxy`: an HTTP proxy between the catalog process and DynamoDB keeping the write
+  requests, to count the write units a real sync costs from what was sent.
+- `StatementLog`: a TCP proxy between auth and PostgreSQL noting every statement run.
+- `write_units`: what DynamoDB bills for a write request, item sizes rounded up per KB plus an
+  entry per global secondary index the item lands in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import http.client
+import json
+import math
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from botocore import xform_name
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from marketsync.devstack import REPO, Stack, free_port
+from services.catalog.dynamo import MAX_BATCH_WRITE_ITEMS
+from services.catalog.tables import TABLE_DEFINITION
+from tests.bench.figures import progress
+
+BENCH_DIR = REPO / ".bench"
+# The version the catalog tests run against (tests/catalog/conftest.py).
+DYNALITE_VERSION = "4.0.0"
+NPM_INSTALL_SECONDS = 300
+
+
+def bench_dir() -> Path:
+    """`.bench/`: results, the profile and node_modules (git ignores it)."""
+    BENCH_DIR.mkdir(exist_ok=True)
+    return BENCH_DIR
+
+
+def dynalite_script() -> Path | None:
+    """dynalite's cli.js, installed into .bench/ the first time; None without Node and npm."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        return None
+    script = bench_dir() / "node_modules" / "dynalite" / "cli.js"
+    if not script.exists():
+        progress(f"installing dynalite {DYNALITE_VERSION} with npm into .bench/")
+        installed = subprocess.run(
+            [
+                *(npm, "install", "--prefix", str(BENCH_DIR)),
+                *("--no-audit", "--no-fund", "--loglevel=error", f"dynalite@{DYNALITE_VERSION}"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=NPM_INSTALL_SECONDS,
+            check=False,
+        )
+        if installed.returncode != 0 or not script.exists():
+            progress(f"npm could not install dynalite: {installed.stderr.strip()[-400:]}")
+            return None
+    return script
+
+
+def start_dynalite(stack: Stack) -> str | None:
+    """dynalite on a free port as one of the stack's children; its endpoint, or None."""
+    script, node = dynalite_script(), shutil.which("node")
+    if script is None or node is None:
+        return None
+    port = free_port()
+    stack.spawn(
+        "dynalite",
+        [
+            # Its in-memory store holds every product the syncs write (a few hundred MB).
+            *(node, "--max-old-space-size=8192", str(script)),
+            *("--host", "127.0.0.1", "--port", str(port)),
+            *("--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"),
+        ],
+    )
+    wait_for_port(port, "dynalite")
+    return f"http://127.0.0.1:{port}"
+
+
+def wait_for_port(port: int, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} is not listening on 127.0.0.1:{port}")
+
+
+# ---- DynamoDB requests ----------------------------------------------------------------------
+
+Call = tuple[str, dict[str, Any]]  # (operation, API parameters)
+WRITE_OPERATIONS = frozenset(
+    {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+)
+
+
+class CallRecorder:
+    """The calls a boto3 DynamoDB client makes inside the `with`, parameters as given. They are
+    kept by reference, not copied: the recording must not slow the calls it records."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: list[Call] = []
+
+    def __enter__(self) -> CallRecorder:
+        self._client.meta.events.register("provide-client-params.dynamodb", self._note)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._client.meta.events.unregister("provide-client-params.dynamodb", self._note)
+
+    def _note(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        self.calls.append((model.name, params))
+
+    def writes(self) -> list[Call]:
+        return [call for call in self.calls if call[0] in WRITE_OPERATIONS]
+
+
+def replay(client: Any, calls: Sequence[Call]) -> None:
+    for operation, params in calls:
+        getattr(client, xform_name(operation))(**params)
+
+
+def items_put(calls: Sequence[Call]) -> list[dict[str, Any]]:
+    """Every item the calls put, in order, however they put it (PutItem, BatchWriteItem,
+    TransactWriteItems)."""
+    items: list[dict[str, Any]] = []
+    for operation, params in calls:
+        if operation == "PutItem":
+            items.append(params["Item"])
+        elif operation == "BatchWriteItem":
+            for requests in params["RequestItems"].values():
+                items.extend(r["PutRequest"]["Item"] for r in requests if "PutRequest" in r)
+        elif operation == "TransactWriteItems":
+            items.extend(e["Put"]["Item"] for e in params["TransactItems"] if "Put" in e)
+    return items
+
+
+def batch_writes(items: Sequence[Mapping[str, Any]], table: str) -> list[Call]:
+    """BatchWriteItem calls putting these items into `table`, 25 a call, no key twice in one
+    call (DynamoDB refuses that): the least a server can be asked to store them with."""
+    key_names = [key["AttributeName"] for key in TABLE_DEFINITION["KeySchema"]]
+    calls: list[Call] = []
+    chunk: list[dict[str, Any]] = []
+    keys: set[str] = set()
+    for item in items:
+        key = json.dumps([item.get(name) for name in key_names], sort_keys=True)
+        if len(chunk) == MAX_BATCH_WRITE_ITEMS or key in keys:
+            calls.append(("BatchWriteItem", {"RequestItems": {table: chunk}}))
+            chunk, keys = [], set()
+        chunk.append({"PutRequest": {"Item": item}})
+        keys.add(key)
+    if chunk:
+        calls.append(("BatchWriteItem", {"RequestItems": {table: chunk}}))
+    return calls
+
+
+def items_written(calls: Sequence[Call]) -> int:
+    """Items put or deleted by write calls."""
+    count = 0
+    for operation, params in calls:
+        if operation == "BatchWriteItem":
+            count += sum(len(requests) for requests in params["RequestItems"].values())
+        elif operation == "TransactWriteItems":
+            count += len(params["TransactItems"])
+        elif operation in WRITE_OPERATIONS:
+            count += 1
+    return count
+
+
+# What DynamoDB bills: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/
+# (CapacityUnitCalculations, GSI write costs): a put costs its item's size rounded up per KB,
+# and every global secondary index the item has the keys of costs its entry's size again.
+
+
+def attribute_size(value: Mapping[str, Any]) -> int:
+    kind, content = next(iter(value.items()))
+    if kind == "S":
+        return len(str(content).encode())
+    if kind == "N":
+        significant = str(content).lstrip("-").replace(".", "").strip("0")
+        return (len(significant) + 1) // 2 + 1
+    if kind == "B":
+        return len(content) if isinstance(content, bytes) else len(base64.b64decode(content))
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind in ("SS", "NS", "BS"):
+        return sum(attribute_size({kind[0]: member}) for member in content)
+    if kind == "L":
+        return 3 + sum(1 + attribute_size(member) for member in content)
+    if kind == "M":
+        return 3 + sum(
+            1 + len(name.encode()) + attribute_size(member) for name, member in content.items()
+        )
+    raise ValueError(f"unknown DynamoDB type {kind}")
+
+
+def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:
+    return sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
+
+
+def _units(size: int) -> int:
+    return max(1, math.ceil(size / 1024))
+
+
+Index = tuple[frozenset[str], str, frozenset[str]]  # (key attributes, projection, included)
+
+
+def indexes_of(description: Mapping[str, Any]) -> list[Index]:
+    """The global secondary indexes of a DescribeTable answer's table (or a definition)."""
+    table_keys = {key["AttributeName"] for key in description["KeySchema"]}
+    found: list[Index] = []
+    for index in description.get("GlobalSecondaryIndexes", []):
+        keys = frozenset({key["AttributeName"] for key in index["KeySchema"]} | table_keys)
+        projection = index["Projection"]
+        found.append(
+            (
+                keys,
+                projection["ProjectionType"],
+                frozenset(projection.get("NonKeyAttributes", [])),
+            )
+        )
+    return found
+
+
+def put_units(item: Mapping[str, Mapping[str, Any]], indexes: Sequence[Index]) -> int:
+    units = _units(item_size(item))
+    for keys, projection, included in indexes:
+        if not keys <= item.keys():
+            continue  # a sparse index: this item has no entry there
+        if projection == "ALL":
+            entry = item
+        else:
+            kept = keys | (included if projection == "INCLUDE" else frozenset())
+            entry = {name: value for name, value in item.items() if name in kept}
+        units += _units(item_size(entry))
+    return units
+
+
+def write_units(calls: Sequence[Call], indexes: Sequence[Index]) -> int:
+    """Write units of the calls, as if every put made a new item (a first sync's puts do).
+    Deletes and updates are counted at their request's size, the least they can cost."""
+    units = 0
+    for operation, params in calls:
+        if operation == "PutItem":
+            units += put_units(params["Item"], indexes)
+        elif operation == "BatchWriteItem":
+            for requests in params["RequestItems"].values():
+                for request in requests:
+                    if "PutRequest" in request:
+                        units += put_units(request["PutRequest"]["Item"], indexes)
+                    else:
+                        units += 1
+        elif operation == "TransactWriteItems":
+            for entry in params["TransactItems"]:
+                if "Put" in entry:
+                    units += 2 * put_units(entry["Put"]["Item"], indexes)
+                else:
+                    units += 2
+        elif operation in ("UpdateItem", "DeleteItem"):
+            values = params.get("ExpressionAttributeValues", {})
+            units += _units(item_size(params["Key"]) + item_size(values))
+    return units
+
+
+class RecordingProxy:
+    """An HTTP proxy to a DynamoDB server that keeps the write requests passing through while
+    `recording` is set. Other processes' writes are counted from what they really sent."""
+
+    def __init__(self, upstream: str) -> None:
+        self.recording = threading.Event()
+        self.calls: list[Call] = []
+        self._lock = threading.Lock()
+        target = urlsplit(upstream)
+        host, port = target.hostname or "127.0.0.1", target.port or 80
+        local = threading.local()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                operation = self.headers.get("X-Amz-Target", "").rpartition(".")[2]
+                if operation in WRITE_OPERATIONS and proxy.recording.is_set():
+                    with proxy._lock:
+                        proxy.calls.append((operation, json.loads(body)))
+                connection = getattr(local, "connection", None)
+                if connection is None:
+                    connection = local.connection = http.client.HTTPConnection(host, port)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+                connection.request("POST", self.path, body, headers)
+                answer = connection.getresponse()
+                data = answer.read()
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *_: Any) -> None:
+                pass  # a line per request would drown the bench's own output
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+# ---- PostgreSQL statements ------------------------------------------------------------------
+
+
+class StatementLog:
+    """A TCP proxy to PostgreSQL noting each statement its clients run: every simple query
+    and every extended-protocol Execute, by the text of the statement it binds. `conninfo`
+    is what a client connects through."""
+
+    def __init__(self, conninfo: str) -> None:
+        self.statements: list[str] = []
+        upstream = conninfo_to_dict(conninfo)
+        self._host = str(upstream.get("host") or "localhost")
+        self._port = int(upstream.get("port") or 5432)
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, daemon=True).start()
+        self._server = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._serve, "127.0.0.1", 0), self._loop
+        ).result()
+        port = self._server.sockets[0].getsockname()[1]
+        # No TLS or GSS negotiation, so the first message is the startup message.
+        self.conninfo = make_conninfo(
+            conninfo, host="127.0.0.1", port=port, sslmode="disable", gssencmode="disable"
+        )
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._server.close)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+    def wait_until_quiet(self, seconds: float = 1.0, timeout: float = 30.0) -> int:
+        """Wait until no statement has run for `seconds`; answer how many have run so far."""
+        deadline = time.monotonic() + timeout
+        seen = -1
+        while len(self.statements) != seen:
+            if time.monotonic() > deadline:
+                raise RuntimeError("PostgreSQL never went quiet")
+            seen = len(self.statements)
+            time.sleep(seconds)
+        return seen
+
+    async def _serve(self, client: asyncio.StreamReader, answer: asyncio.StreamWriter) -> None:
+        if self._host.startswith("/"):
+            server, request = await asyncio.open_unix_connection(
+                f"{self._host}/.s.PGSQL.{self._port}"
+            )
+        else:
+            server, request = await asyncio.open_connection(self._host, self._port)
+        answers = asyncio.create_task(_copy(server, answer))
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            await self._relay(client, request)
+        request.close()
+        await asyncio.gather(answers, return_exceptions=True)
+        answer.close()
+
+    async def _relay(self, client: asyncio.StreamReader, server: asyncio.StreamWriter) -> None:
+        prepared: dict[bytes, str] = {}
+        portals: dict[bytes, str] = {}
+        startup_length = await client.readexactly(4)
+        server.write(startup_length + await client.readexactly(_length(startup_length) - 4))
+        while True:
+            header = await client.readexactly(5)
+            body = await client.readexactly(_length(header[1:]) - 4)
+            kind = header[:1]
+            if kind == b"P":
+                name, query = body.split(b"\0", 2)[:2]
+                prepared[name] = query.decode()
+            elif kind == b"B":
+                portal, name = body.split(b"\0", 2)[:2]
+                portals[portal] = prepared.get(name, "")
+            elif kind == b"Q":
+                self.statements.append(body.split(b"\0", 1)[0].decode())
+            elif kind == b"E":
+                self.statements.append(portals.get(body.split(b"\0", 1)[0], ""))
+            server.write(header + body)
+            await server.drain()
+
+
+def _length(field: bytes) -> int:
+    return int.from_bytes(field, "big")
+
+
+async def _copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(ConnectionError):
+        while chunk := await source.read(65536):
+            sink.write(chunk)
+            await sink.drain()
+    sink.close()
