@@ -74,9 +74,8 @@ def _stack_settings() -> dict[str, str]:
         # Every client of the bench is 127.0.0.1: no per-address login limit.
         "LOGIN_RATE_BURST": "0",
         "SYNC_MAX_CONCURRENT": str(syncs.REPLICA_CAPACITY),
-        # The stack's replica claims only when woken (a sync queued through it, a run ending),
-        # so it never takes a sync queued through a memory sample's own replica.
-        "SYNC_CLAIM_INTERVAL_SECONDS": syncs.NO_IDLE_CLAIMS,
+        # See syncs.STACK_REPLICA_CLAIM_SECONDS.
+        "SYNC_CLAIM_INTERVAL_SECONDS": syncs.STACK_REPLICA_CLAIM_SECONDS,
     }
 
 

@@ -31,6 +31,7 @@ SELLER_THREADS = 8
 SERVING_TIMEOUT_SECONDS = 60.0
 # A sync of a few seconds is timed by polling its log: the pause bounds the error.
 POLL_SECONDS = 0.05
+SYNC_DEADLINE_SECONDS = 600
 
 
 @dataclass
@@ -143,10 +144,13 @@ def sellers(client: httpx.Client, marketplace: str, size: int, count: int) -> li
 def run_all(
     runs: list[tuple[Seller, str]], on_poll: Callable[[], None] = lambda: None
 ) -> dict[str, float]:
-    """Seconds from now until each sync ended, by sync id; every sync must succeed."""
+    """Seconds from now until each sync ended, by sync id; every sync must succeed, and end
+    within SYNC_DEADLINE_SECONDS: a bench that hangs tells nobody anything."""
     started = time.perf_counter()
     ended: dict[str, float] = {}
     while len(ended) < len(runs):
+        if time.perf_counter() - started > SYNC_DEADLINE_SECONDS:
+            raise RuntimeError(f"{len(runs) - len(ended)} syncs still running after 10 min")
         on_poll()
         for seller, sync_id in runs:
             if sync_id in ended:

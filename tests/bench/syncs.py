@@ -11,8 +11,8 @@ run side by side, each in its own replica, and nothing else runs meanwhile.
 from __future__ import annotations
 
 import socket
+import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -45,10 +45,18 @@ MEMORY_SIZES = (1_000, 50_000)
 MEMORY_POLL_SECONDS = 0.1
 # The stack's replica holds every concurrent sync the bench starts.
 REPLICA_CAPACITY = 600
-# A replica that only claims when woken: by a sync queued through it, or a run of its own
-# ending. Syncs started through Envoy then always run on the stack's replica, and a memory
-# sample's replica runs only the sync started through it.
-NO_IDLE_CLAIMS = "3600"
+# How often an idle replica looks for queued syncs. A replica claims at once when woken (a sync
+# queued through it, a run of its own ending), but a wake that comes while a claim is in flight
+# is lost (runner.claim_forever clears it afterwards), so a sync may wait this long. The
+# stack's replica looks rarely, so it almost never takes a sync queued through a memory
+# sample's own replica (the sample would then fail). A memory replica claims only as it starts
+# and when its own sync is queued, and no sample queues its sync before every replica taken side
+# by side has started; one of its own left queued fails the sample at once.
+STACK_REPLICA_CLAIM_SECONDS = "30"
+MEMORY_REPLICA_CLAIM_SECONDS = "3600"
+MEMORY_CLAIM_SECONDS = 30
+MEMORY_SYNC_SECONDS = 900
+SERVING_SECONDS = 120
 SYNC_ARGV = [PYTHON, "-m", "services.sync.server"]
 REGION = "us-east-1"
 
@@ -249,9 +257,13 @@ def _peak_rss(pid: int) -> int | None:
     return None
 
 
-def memory_sample(bench: Bench, size: int) -> dict[str, float]:
+def memory_sample(
+    bench: Bench, size: int, all_started: threading.Barrier | None = None
+) -> dict[str, float]:
     """A fresh sync replica runs one first Walmart sync of `size` products; its peak RSS. The
-    sync is started and followed through that replica's own port, not Envoy."""
+    sync is started and followed through that replica's own port, not Envoy. Samples taken
+    side by side pass `all_started`: a replica claims whatever is queued as it starts, so no
+    sync is started before every replica has."""
     stack = bench.stack
     port = free_port()
     seller = Seller(bench.client, "walmart", size)
@@ -262,13 +274,17 @@ def memory_sample(bench: Bench, size: int) -> dict[str, float]:
             **stack.private_env["sync"],
             "GRPC_PORT": str(port),
             "SYNC_MAX_CONCURRENT": "1",
-            "SYNC_CLAIM_INTERVAL_SECONDS": NO_IDLE_CLAIMS,
+            "SYNC_CLAIM_INTERVAL_SECONDS": MEMORY_REPLICA_CLAIM_SECONDS,
             "SYNC_SCHEDULE_INTERVAL_SECONDS": "0",
         },
     )
     try:
         address = f"127.0.0.1:{port}"
         wait_serving(address, replica)
+        # Its first claim, made as it starts, is over: the wake our sync brings is not lost.
+        time.sleep(1)
+        if all_started is not None:
+            all_started.wait(timeout=SERVING_SECONDS)
         process = psutil.Process(replica.process.pid)
         idle = process.memory_info().rss
         with grpc.insecure_channel(address) as channel:
@@ -277,8 +293,15 @@ def memory_sample(bench: Bench, size: int) -> dict[str, float]:
             sync_id = stub.StartSync(
                 sync_pb2.StartSyncRequest(marketplace="walmart"), metadata=metadata, timeout=30
             ).sync_id
-            sampled, checked = idle, 0.0
+            log = sync_pb2.SyncLog(status="queued")
+            sampled, checked, started = idle, 0.0, time.monotonic()
             while True:
+                waited = time.monotonic() - started
+                limit = MEMORY_CLAIM_SECONDS if log.status == "queued" else MEMORY_SYNC_SECONDS
+                if waited > limit:
+                    raise RuntimeError(
+                        f"memory sync {sync_id} still {log.status} after {waited:.0f} s"
+                    )
                 sampled = max(sampled, process.memory_info().rss)
                 if time.monotonic() - checked > 1:
                     checked = time.monotonic()
@@ -328,9 +351,11 @@ def _add_memory(bench: Bench, size: int, samples: list[dict[str, float]]) -> Non
     )
 
 
-def _at_once(work: Callable[[], dict[str, float]], count: int) -> list[dict[str, float]]:
+def _side_by_side(bench: Bench, size: int, count: int) -> list[dict[str, float]]:
+    all_started = threading.Barrier(count)
     with ThreadPoolExecutor(count, thread_name_prefix="memory") as pool:
-        return [run.result() for run in [pool.submit(work) for _ in range(count)]]
+        runs = [pool.submit(memory_sample, bench, size, all_started) for _ in range(count)]
+        return [run.result() for run in runs]
 
 
 def run(bench: Bench) -> None:
@@ -344,7 +369,7 @@ def run(bench: Bench) -> None:
     # Each takes four minutes at Walmart's rate: side by side, with nothing else running (the
     # catalog storing 600 products a second is busy enough).
     progress(f"syncs: peak RSS of fresh replicas, {large:,} products, {SAMPLES} side by side")
-    _add_memory(bench, large, _at_once(lambda: memory_sample(bench, large), SAMPLES))
+    _add_memory(bench, large, _side_by_side(bench, large, SAMPLES))
     progress("syncs: Walmart 10k and Amazon 2k against their floors")
     bench_floors(bench)
     progress("syncs: one replica against two")
