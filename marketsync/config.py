@@ -54,6 +54,9 @@ class ServiceSettings(BaseSettings):
     service_public_keys: ServicePublicKeys = Field(default=PublicKeys(), validate_default=False)
     # Seconds in-flight RPCs get to finish after SIGTERM.
     shutdown_grace_seconds: float = Field(default=10.0, gt=0)
+    # Seconds between SIGTERM and the stop during which the service reports NOT_SERVING but still
+    # serves every call, so no caller meets a refused connection (Kubernetes: deploy/k8s).
+    shutdown_drain_seconds: float = Field(default=0.0, ge=0)
 
     @model_validator(mode="after")
     def one_way_to_check_user_tokens(self) -> Self:

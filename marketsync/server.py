@@ -2,7 +2,9 @@
 
 `create_server` binds (port 0 picks a free one, for tests) and answers `(server, port)`;
 `serve_until_stopped` marks every service SERVING, waits for SIGTERM or SIGINT, then reports
-NOT_SERVING, lets in-flight RPCs finish within the grace period and runs the clean-up hooks.
+NOT_SERVING, keeps serving through the drain period (while Envoy, the kubelet and the clients'
+health-checked round robin move new calls elsewhere), lets in-flight RPCs finish within the grace
+period and runs the clean-up hooks.
 """
 
 from __future__ import annotations
@@ -37,6 +39,13 @@ WORKER_THREADS = 32
 # what a direct caller can make a service hold.
 MAX_METADATA_BYTES = 32 * 1024
 ABSOLUTE_MAX_METADATA_BYTES = 64 * 1024
+# Clients (Envoy, the other services) balance per call over the connections they hold, so a new
+# replica gets load only once they connect to it: every connection is closed (GOAWAY, the client
+# reconnects and re-resolves) after about five minutes, gRPC adding its own jitter of 10%.
+MAX_CONNECTION_AGE_MS = 5 * 60 * 1000
+# Calls under way on an aged connection may finish; sync's write stream to catalog lasts as long
+# as a whole sync, so the grace is generous.
+MAX_CONNECTION_AGE_GRACE_MS = 60 * 60 * 1000
 
 
 @dataclass
@@ -54,8 +63,11 @@ class Service:
         for name in ("", *self.service_names):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
-    async def stop(self, grace: float) -> None:
+    async def stop(self, grace: float, drain: float = 0.0) -> None:
+        """Report NOT_SERVING, keep serving for `drain` seconds, then stop within `grace`."""
         await self.health.enter_graceful_shutdown()
+        # Calls still arriving while the health checks catch up are answered, not refused.
+        await asyncio.sleep(drain)
         await self.server.stop(grace)
         for hook in reversed(self.on_stop):
             await hook()
@@ -80,6 +92,8 @@ def create_server(
             # gRPC's default tolerates a ping without data only every five minutes; our clients
             # ping every keepalive interval, and idle client streams would die of it.
             *keepalive.server_options(),
+            ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
+            ("grpc.max_connection_age_grace_ms", MAX_CONNECTION_AGE_GRACE_MS),
         ],
     )
     register(server)
@@ -98,7 +112,7 @@ def create_server(
     return Service(server=server, port=bound, health=health, service_names=names)
 
 
-async def serve_until_stopped(service: Service, grace: float) -> None:
+async def serve_until_stopped(service: Service, grace: float, drain: float = 0.0) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -106,8 +120,8 @@ async def serve_until_stopped(service: Service, grace: float) -> None:
     await service.start()
     log.info("serving", extra={"port": service.port, "services": list(service.service_names)})
     await stop.wait()
-    log.info("shutting down", extra={"grace_seconds": grace})
-    await service.stop(grace)
+    log.info("shutting down", extra={"drain_seconds": drain, "grace_seconds": grace})
+    await service.stop(grace, drain)
     log.info("stopped")
 
 
@@ -142,4 +156,6 @@ async def serve(
         register=register,
     )
     service.on_stop.extend(on_stop)
-    await serve_until_stopped(service, settings.shutdown_grace_seconds)
+    await serve_until_stopped(
+        service, settings.shutdown_grace_seconds, settings.shutdown_drain_seconds
+    )

@@ -12,6 +12,7 @@ Envoy strips the header from outside requests and never routes internal services
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -26,6 +27,13 @@ from marketsync.identity import EDDSA
 from marketsync.keepalive import DEFAULT_KEEPALIVE, Keepalive
 from marketsync.keys import PublicKeys, key_id
 
+# Every address the name resolves to (a headless Service: each ready pod), calls spread over them
+# one by one; a replica reporting NOT_SERVING (it is draining) gets no new call.
+BALANCING_SERVICE_CONFIG = json.dumps(
+    {"loadBalancingConfig": [{"round_robin": {}}], "healthCheckConfig": {"serviceName": ""}}
+)
+# Targets naming their resolver; anything else is `host:port`, resolved by DNS.
+_GRPC_TARGET_SCHEMES = ("dns:", "ipv4:", "ipv6:", "unix:", "unix-abstract:")
 SERVICE_METADATA_KEY = "x-marketsync-service"
 AUDIENCE = "marketsync-internal"
 CREDENTIAL_LIFETIME_SECONDS = 300
@@ -123,19 +131,28 @@ class _StreamStream(_WithCredential, aio.StreamStreamClientInterceptor):
         return await continuation(self._details(client_call_details), request_iterator)
 
 
+def grpc_target(address: str) -> str:
+    """`host:port` as a DNS target (every address of the name), a full target as it is."""
+    return address if address.startswith(_GRPC_TARGET_SCHEMES) else f"dns:///{address}"
+
+
 def internal_channel(
     address: str, credential: ServiceCredential, *, keepalive: Keepalive = DEFAULT_KEEPALIVE
 ) -> aio.Channel:
-    """A channel to another service that presents this service's credential on every call."""
-    options: Sequence[tuple[str, int]] = (
+    """A channel to another service that presents this service's credential on every call.
+
+    `address` is `host:port` (resolved by DNS, every address) or a full gRPC target.
+    """
+    options: Sequence[tuple[str, int | str]] = (
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         # The servers accept exactly this ping policy (see marketsync.keepalive); pinging on
         # our own terms would get long idle streams cut off with GOAWAY too_many_pings.
         *keepalive.client_options(),
+        ("grpc.service_config", BALANCING_SERVICE_CONFIG),
     )
     return aio.insecure_channel(
-        address,
+        grpc_target(address),
         options=options,
         interceptors=[kind(credential) for kind in (_UnaryUnary, _StreamUnary, _StreamStream)],
     )

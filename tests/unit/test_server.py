@@ -1,17 +1,20 @@
-"""The server bootstrap: health per service, and a graceful stop that lets in-flight RPCs end."""
+"""The server bootstrap: health per service, a drain and a graceful stop that let in-flight RPCs
+end, and internal channels that balance over every replica and avoid a draining one."""
 
 from __future__ import annotations
 
 import asyncio
 
 import grpc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from marketsync.identity import Identity
 from marketsync.interceptors import AccessInterceptor
 from marketsync.keys import PublicKeys
-from marketsync.server import create_server
+from marketsync.server import Service, create_server
+from marketsync.service_auth import ServiceCredential, grpc_target, internal_channel
 
 SLOW_METHOD = "/test.v1.Slow/Call"
 
@@ -57,3 +60,77 @@ def test_services_report_serving_and_a_stop_lets_in_flight_calls_finish() -> Non
             await stopping
 
     asyncio.run(scenario())
+
+
+WHO_METHOD = "/test.v1.Who/Call"
+
+
+def _answering_service(name: bytes) -> Service:
+    async def who(request: bytes, context: aio.ServicerContext) -> bytes:
+        return name
+
+    handler = grpc.method_handlers_generic_handler(
+        "test.v1.Who", {"Call": grpc.unary_unary_rpc_method_handler(who)}
+    )
+    return create_server(
+        host="127.0.0.1",
+        port=0,
+        access=AccessInterceptor(
+            user_token_keys="j" * 40,
+            service_keys=PublicKeys(),
+            check_session=refuse,
+            open_methods=frozenset({WHO_METHOD}),
+        ),
+        service_names=["test.v1.Who"],
+        register=lambda server: server.add_generic_rpc_handlers((handler,)),
+    )
+
+
+async def _until_not_serving(channel: aio.Channel) -> None:
+    watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
+    async for answer in watch:
+        if answer.status == health_pb2.HealthCheckResponse.NOT_SERVING:
+            watch.cancel()
+            return
+
+
+def test_a_stopping_service_reports_not_serving_and_answers_through_the_drain() -> None:
+    async def scenario() -> None:
+        service = _answering_service(b"one")
+        await service.start()
+        async with aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+            stopping = asyncio.create_task(service.stop(grace=5, drain=3600))
+            await _until_not_serving(channel)
+            # A caller whose health check has not caught up yet is still answered.
+            assert await channel.unary_unary(WHO_METHOD)(b"") == b"one"
+            stopping.cancel()
+        await service.server.stop(None)
+
+    asyncio.run(scenario())
+
+
+def test_internal_channels_spread_calls_and_skip_a_draining_replica() -> None:
+    async def scenario() -> None:
+        first, second = _answering_service(b"first"), _answering_service(b"second")
+        for service in (first, second):
+            await service.start()
+        target = f"ipv4:127.0.0.1:{first.port},127.0.0.1:{second.port}"
+        credential = ServiceCredential(Ed25519PrivateKey.generate(), "sync")
+        async with internal_channel(target, credential) as channel:
+            call = channel.unary_unary(WHO_METHOD)
+            assert {await call(b"") for _ in range(10)} == {b"first", b"second"}
+            stopping = asyncio.create_task(first.stop(grace=5, drain=3600))
+            # The channel watches each replica's health; once it has seen the change, every
+            # call goes to the other one.
+            answers = [await call(b"") for _ in range(200)]
+            assert answers[-20:] == [b"second"] * 20
+            stopping.cancel()
+        for service in (first, second):
+            await service.server.stop(None)
+
+    asyncio.run(scenario())
+
+
+def test_a_plain_address_is_resolved_by_dns_and_a_target_kept() -> None:
+    assert grpc_target("auth:50051") == "dns:///auth:50051"
+    assert grpc_target("ipv4:127.0.0.1:1,127.0.0.1:2") == "ipv4:127.0.0.1:1,127.0.0.1:2"
