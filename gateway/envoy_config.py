@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,17 +98,49 @@ MAX_HEAP_BYTES = 192 * 1024 * 1024
 # timeout; half as many may wait.
 MAX_UPSTREAM_REQUESTS = 512
 MAX_PENDING_UPSTREAM_REQUESTS = 256
+# A request that never reached a service (the connection was refused, or the service refused the
+# stream while stopping) is sent again, to another replica: a rollout loses no request. Nothing
+# that may have run is retried, so no call runs twice.
+RETRY_POLICY: dict[str, Any] = {
+    "retry_on": "connect-failure,refused-stream,reset-before-request",
+    "num_retries": 2,
+    "retry_host_predicate": [
+        {
+            "name": "envoy.retry_host_predicates.previous_hosts",
+            "typed_config": {
+                "@type": "type.googleapis.com/"
+                "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+            },
+        }
+    ],
+    "host_selection_retry_max_attempts": 3,
+}
+# How often Envoy resolves a service's name again. A headless Service's name answers every ready
+# pod, so pods that come and go are seen within this (CoreDNS answers with a 5 s TTL by default).
+DNS_REFRESH_SECONDS = 5
 
 
 @dataclass(frozen=True)
 class Upstream:
     host: str
     port: int
+    # Further replicas at addresses of their own (the local stack). In Kubernetes the one name
+    # of a headless Service resolves to every pod instead.
+    also: tuple[Upstream, ...] = ()
 
     @classmethod
-    def parse(cls, address: str) -> Upstream:
-        host, _, port = address.rpartition(":")
+    def parse(cls, addresses: str) -> Upstream:
+        """`HOST:PORT`, or several separated by commas: replicas of one service."""
+        first, *others = (cls._parse_one(address) for address in addresses.split(","))
+        return replace(first, also=tuple(others))
+
+    @classmethod
+    def _parse_one(cls, address: str) -> Upstream:
+        host, _, port = address.strip().rpartition(":")
         return cls(host=host.strip("[]"), port=int(port))
+
+    def replicas(self) -> tuple[Upstream, ...]:
+        return (self, *self.also)
 
 
 def _type(name: str) -> str:
@@ -195,6 +227,7 @@ def _connection_manager(descriptor: str) -> dict[str, Any]:
         "local_reply_config": _json_local_replies(),
         "http_filters": [
             _health_check_filter(),
+            _readiness_filter(),
             {
                 "name": "envoy.filters.http.buffer",
                 "typed_config": {
@@ -238,6 +271,7 @@ def _routes() -> dict[str, Any]:
     route_timeout = f"{ROUTE_TIMEOUT_SECONDS}s"
     routes = []
     for cluster, services in PUBLIC_SERVICES.items():
+        target = {"cluster": cluster, "timeout": route_timeout, "retry_policy": RETRY_POLICY}
         for service in services:
             match = {"prefix": f"/{service}/"}
             # The transcoder marks what it made from a REST request with the original path.
@@ -245,11 +279,11 @@ def _routes() -> dict[str, Any]:
             routes.append(
                 {
                     "match": {**match, "headers": [rest]},
-                    "route": {"cluster": cluster, "timeout": route_timeout},
+                    "route": target,
                     "request_headers_to_remove": list(GRPC_PROTOCOL_HEADERS),
                 }
             )
-            routes.append({"match": match, "route": {"cluster": cluster, "timeout": route_timeout}})
+            routes.append({"match": match, "route": target})
     routes.append(
         {
             "match": {"prefix": "/"},
@@ -301,6 +335,20 @@ def _health_check_filter() -> dict[str, Any]:
     }
 
 
+def _readiness_filter() -> dict[str, Any]:
+    """`/readyz`: 200 while this Envoy takes requests, whatever the services behind it do (a
+    route whose service is down answers its own 503); 503 once told to drain
+    (`POST /healthcheck/fail` on the admin interface, the pod's preStop)."""
+    return {
+        "name": "envoy.filters.http.health_check.readiness",
+        "typed_config": {
+            "@type": _type("filters.http.health_check.v3.HealthCheck"),
+            "pass_through_mode": False,
+            "headers": [{"name": ":path", "string_match": {"exact": "/readyz"}}],
+        },
+    }
+
+
 def _transcoder_filter(descriptor: str) -> dict[str, Any]:
     return {
         "name": "envoy.filters.http.grpc_json_transcoder",
@@ -325,7 +373,10 @@ def _transcoder_filter(descriptor: str) -> dict[str, Any]:
 def _cluster(name: str, upstream: Upstream) -> dict[str, Any]:
     return {
         "name": name,
+        # Every address the name resolves to is a host, requests spread over them in turn.
         "type": "STRICT_DNS",
+        "lb_policy": "ROUND_ROBIN",
+        "dns_refresh_rate": f"{DNS_REFRESH_SECONDS}s",
         "connect_timeout": "2s",
         "dns_lookup_family": "V4_PREFERRED",
         "typed_extension_protocol_options": {
@@ -348,7 +399,12 @@ def _cluster(name: str, upstream: Upstream) -> dict[str, Any]:
         "load_assignment": {
             "cluster_name": name,
             "endpoints": [
-                {"lb_endpoints": [{"endpoint": {"address": _socket(upstream.host, upstream.port)}}]}
+                {
+                    "lb_endpoints": [
+                        {"endpoint": {"address": _socket(replica.host, replica.port)}}
+                        for replica in upstream.replicas()
+                    ]
+                }
             ],
         },
         "health_checks": [
