@@ -18,13 +18,17 @@ Concurrency: each non-owner marketplace writes only its own LISTING# item, and p
 unique keys, so neither is ever overwritten by another writer. Every write puts those side items
 first and METADATA last, whose content hash then vouches for them (an equal hash means nothing
 to write). A write that claims something for good (creates the product, takes the owner's
-listing or sets the first price) is conditional in every path, and so is any write planned on
-a product still open to such a claim: an unconditional put planned before a claim would undo
-it. Single upserts put METADATA on condition of its `version` (or its absence) and retry on
-conflict, with jittered backoff until the backoff's deadline: a count of retries runs out under
-a few dozen concurrent writers. Batch writes to products past every claim go through
-BatchWriteItem, which cannot be conditional: their top-level fields are last-wins, and they
-carry the owner's listing and the first point forward, which never change once set.
+listing or sets the first price) must not be undone by another writer's put:
+- Creations hold the organization's creation lease (services/catalog/leases.py) from the
+  consistent read that found the products absent to their puts, so a batch creates with
+  BatchWriteItem, 25 products a call, at a write unit and its GSI1 entry each.
+- Claims on a product that exists are conditional on its `version`, and so is any write planned
+  on a product still open to such a claim: an unconditional put planned before a claim would
+  undo it. They retry on conflict, with jittered backoff until the backoff's deadline: a count
+  of retries runs out under a few dozen concurrent writers.
+- Batch writes to products past every claim go through BatchWriteItem too: their top-level
+  fields are last-wins, and they carry the owner's listing and the first point forward, which
+  never change once set.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -80,6 +84,7 @@ from services.catalog.dynamo import (
     item_size,
     translate,
 )
+from services.catalog.leases import CreationLeases
 from services.catalog.tables import GSI1
 
 METADATA = "METADATA"
@@ -95,6 +100,8 @@ MAX_SCANNED_PER_PAGE = 1000
 # Conditional puts of a batch go one product a request, so they go side by side; half the
 # client's connections leaves the rest to the batch's other calls and to other requests.
 CONDITIONAL_WRITERS = CLIENT_POOL_CONNECTIONS // 2
+# BatchWriteItem calls of one batch in flight at once: a thousand products are 40 calls.
+BATCH_WRITERS = 4
 _LIST_QUERY = "catalog.products"
 
 Key = tuple[str, str]  # (PK, SK)
@@ -149,9 +156,11 @@ class ProductStore:
         self._tokens = PageTokenSigner(page_token_key)
         self._clock = clock
         self._backoff = backoff
+        self._leases = CreationLeases(client, table_name)
         self._conditional_writers = ThreadPoolExecutor(
             CONDITIONAL_WRITERS, thread_name_prefix="catalog-conditional-put"
         )
+        self._batch_writers = ThreadPoolExecutor(BATCH_WRITERS, thread_name_prefix="catalog-batch")
 
     # Reads
 
@@ -264,9 +273,15 @@ class ProductStore:
         attempt = 0
         while True:
             current, listing_items = self._read_product(pk)
+            if current is None:
+                created = self._create(organization_id, product, deadline)
+                if created is not None:
+                    return _product_from_item(
+                        created.product_item, _listings(created.product_item, [])
+                    )
+                continue  # another writer created it meanwhile: write over theirs
             plan = _plan_write(organization_id, product, current, self._clock())
             if plan is None:
-                assert current is not None
                 return _product_from_item(current, _listings(current, listing_items))
             _check_size(plan)
             with dynamodb_errors():
@@ -298,13 +313,99 @@ class ProductStore:
                 continue
             valid[sku] = product
         deadline = time.monotonic() + self._backoff.deadline_seconds
-        keys = {sku: (product_pk(organization_id, sku), METADATA) for sku in valid}
-        current, unread, read_retries = self._batch_get(keys.values(), deadline, consistent=True)
-        result.retries += read_retries
+        plans = self._plan_batch(organization_id, valid, deadline, result)
+        creating = {plan.sku: valid[plan.sku] for plan in plans if plan.expected_version is None}
+        if creating:
+            plans = [plan for plan in plans if plan.sku not in creating]
+            plans += self._create_all(organization_id, creating, deadline, result)
+        conditional = [
+            (
+                plan.sku,
+                self._conditional_writers.submit(
+                    self._put_until_stored, organization_id, valid[plan.sku], plan, deadline
+                ),
+            )
+            for plan in plans
+            if plan.conditional
+        ]
+        blind = [plan for plan in plans if not plan.conditional]
+        side_failures, side_retries = self._write_all(
+            [
+                (plan.sku, {"PutRequest": {"Item": item}})
+                for plan in blind
+                for item in plan.side_items
+            ],
+            deadline,
+        )
+        product_failures, product_retries = self._write_all(
+            [
+                (plan.sku, {"PutRequest": {"Item": plan.product_item}})
+                for plan in blind
+                if plan.sku not in side_failures
+            ],
+            deadline,
+        )
+        failures = side_failures | product_failures
+        result.failed.extend(failures.items())
+        result.upserted += len(blind) - len(failures)
+        result.retries += side_retries + product_retries
+        for sku, pending in conditional:
+            outcome = pending.result()
+            result.retries += outcome.retries
+            if outcome.failure:
+                result.failed.append((sku, outcome.failure))
+            elif outcome.written:
+                result.upserted += 1
+            else:
+                result.unchanged += 1
+        return result
+
+    def _create_all(
+        self,
+        organization_id: int,
+        products: dict[str, ProductInput],
+        deadline: float,
+        result: BatchResult,
+    ) -> list[_Plan]:
+        """Create the products under the organization's creation lease, counting them in
+        `result`; the plans of those another writer created meanwhile, to write over theirs."""
+        plans: list[_Plan] | None = None
+        creations: list[_Plan] = []
+        try:
+            with self._leases.held(organization_id, deadline) as lease:
+                # Read again under the lease: only now can no other writer create them.
+                plans = self._plan_batch(organization_id, products, deadline, result)
+                creations = [plan for plan in plans if plan.expected_version is None]
+                failures, retries = self._write_all(
+                    [(plan.sku, {"PutRequest": {"Item": plan.product_item}}) for plan in creations],
+                    deadline,
+                    before_each_call=lease.keep,
+                )
+        except DomainError as exc:
+            # The lease stayed taken, or was lost midway: the creations may be stored or not.
+            unsettled = products if plans is None else [plan.sku for plan in creations]
+            result.failed.extend((sku, exc.message) for sku in unsettled)
+            return [plan for plan in plans or [] if plan.expected_version is not None]
+        result.failed.extend(failures.items())
+        result.upserted += len(creations) - len(failures)
+        result.retries += retries
+        return [plan for plan in plans if plan.expected_version is not None]
+
+    def _plan_batch(
+        self,
+        organization_id: int,
+        products: dict[str, ProductInput],
+        deadline: float,
+        result: BatchResult,
+    ) -> list[_Plan]:
+        """Plans for the products whose stored content differs, read with one consistent
+        BatchGetItem a hundred; the others counted in `result` as unchanged or failed."""
+        keys = {sku: (product_pk(organization_id, sku), METADATA) for sku in products}
+        current, unread, retries = self._batch_get(keys.values(), deadline, consistent=True)
+        result.retries += retries
         now = self._clock()
         plans: list[_Plan] = []
-        conditional: list[tuple[str, Future[_Outcome]]] = []
-        for sku, product in valid.items():
+        for sku, product in products.items():
             if keys[sku] in unread:
                 result.failed.append((sku, "the stored product could not be read; not written"))
                 continue
@@ -317,43 +418,8 @@ class ProductStore:
             except InvalidArgument as exc:
                 result.failed.append((sku, exc.message))
                 continue
-            if plan.conditional:
-                pending = self._conditional_writers.submit(
-                    self._put_until_stored, organization_id, product, plan, deadline
-                )
-                conditional.append((sku, pending))
-            else:
-                plans.append(plan)
-        side_failures, side_retries = self._write_all(
-            [
-                (plan.sku, {"PutRequest": {"Item": item}})
-                for plan in plans
-                for item in plan.side_items
-            ],
-            deadline,
-        )
-        product_failures, product_retries = self._write_all(
-            [
-                (plan.sku, {"PutRequest": {"Item": plan.product_item}})
-                for plan in plans
-                if plan.sku not in side_failures
-            ],
-            deadline,
-        )
-        failures = side_failures | product_failures
-        result.failed.extend(failures.items())
-        result.upserted = len(plans) - len(failures)
-        result.retries += side_retries + product_retries
-        for sku, pending in conditional:
-            outcome = pending.result()
-            result.retries += outcome.retries
-            if outcome.failure:
-                result.failed.append((sku, outcome.failure))
-            elif outcome.written:
-                result.upserted += 1
-            else:
-                result.unchanged += 1
-        return result
+            plans.append(plan)
+        return plans
 
     def batch_delete(self, organization_id: int, skus: Sequence[str]) -> BatchDeleteResult:
         """Delete up to 100 products, each as `delete` does; a SKU given twice counts once."""
@@ -462,9 +528,14 @@ class ProductStore:
         while True:
             try:
                 if stale:
-                    replanned = _plan_write(
-                        organization_id, product, self._get_metadata(pk), self._clock()
-                    )
+                    current = self._get_metadata(pk)
+                    if current is None:
+                        # Deleted meanwhile: created again as any creation is, under the lease.
+                        if self._create(organization_id, product, deadline) is None:
+                            continue
+                        outcome.written = True
+                        return outcome
+                    replanned = _plan_write(organization_id, product, current, self._clock())
                     if replanned is None:
                         return outcome
                     _check_size(replanned)
@@ -474,7 +545,7 @@ class ProductStore:
                     return outcome
                 stale = True
                 reason = f"product {product.sku} kept changing while it was being written"
-            except InvalidArgument as exc:
+            except DomainError as exc:  # too large, or the creation lease stayed taken
                 outcome.failure = exc.message
                 return outcome
             except (ClientError, BotoCoreError) as exc:
@@ -487,6 +558,19 @@ class ProductStore:
                 outcome.failure = reason
                 return outcome
             attempt += 1
+
+    def _create(self, organization_id: int, product: ProductInput, deadline: float) -> _Plan | None:
+        """Create the product under the organization's creation lease; the plan put, or None
+        when it exists by then (written by a writer that does not take the lease, e.g. during a
+        rolling upgrade, the conditional put still keeps theirs)."""
+        pk = product_pk(organization_id, product.sku)
+        with self._leases.held(organization_id, deadline), dynamodb_errors():
+            if self._get_metadata(pk) is not None:
+                return None
+            plan = _plan_write(organization_id, product, None, self._clock())
+            assert plan is not None, "a product that does not exist always has a write planned"
+            _check_size(plan)
+            return plan if self._put_conditionally(plan) else None
 
     def _get_metadata(self, pk: str) -> Item | None:
         key = {"PK": {"S": pk}, "SK": {"S": METADATA}}
@@ -552,42 +636,58 @@ class ProductStore:
         return found, set(), retries
 
     def _write_all(
-        self, requests: list[tuple[str, dict[str, Any]]], deadline: float
+        self,
+        requests: list[tuple[str, dict[str, Any]]],
+        deadline: float,
+        before_each_call: Callable[[], None] = lambda: None,
     ) -> tuple[dict[str, str], int]:
-        """Send write requests 25 at a time, retrying unprocessed ones until the deadline.
+        """Send write requests 25 a call, BATCH_WRITERS calls at once, retrying unprocessed
+        ones until the deadline.
 
         Returns the SKUs whose requests were not all written, with the reason, and the number
         of retries made.
         """
         owners = {_request_key(request): sku for sku, request in requests}
         queue = deque(request for _, request in requests)
+        chunks = []
+        while queue:
+            chunks.append(_take_distinct(queue))
+        sent = [
+            self._batch_writers.submit(self._write_chunk, chunk, deadline, before_each_call)
+            for chunk in chunks
+        ]
         failures: dict[str, str] = {}
         retries = 0
-        attempt = 0
-        while queue:
-            chunk = _take_distinct(queue)
+        for pending in sent:
+            unwritten, chunk_retries = pending.result()
+            retries += chunk_retries
+            for request, reason in unwritten:
+                failures[owners[_request_key(request)]] = reason
+        return failures, retries
+
+    def _write_chunk(
+        self, chunk: list[dict[str, Any]], deadline: float, before_each_call: Callable[[], None]
+    ) -> tuple[list[tuple[dict[str, Any], str]], int]:
+        """One BatchWriteItem of up to 25 distinct keys, its unprocessed requests sent again
+        until the deadline; the requests left unwritten with the reason, and the retries."""
+        retries = 0
+        while True:
+            before_each_call()
             try:
                 answer = self._client.batch_write_item(RequestItems={self._table: chunk})
             except (ClientError, BotoCoreError) as exc:
                 if not is_retryable(exc):
-                    for request in chunk:
-                        failures[owners[_request_key(request)]] = _failure_message(exc)
-                    continue
+                    return [(request, _failure_message(exc)) for request in chunk], retries
                 unprocessed, reason = chunk, _failure_message(exc)
             else:
                 unprocessed = answer.get("UnprocessedItems", {}).get(self._table, [])
                 reason = "DynamoDB kept throttling the write; this product was not stored"
             if not unprocessed:
-                attempt = 0
-                continue
+                return [], retries
+            if not self._backoff.sleep(retries, deadline):
+                return [(request, reason) for request in unprocessed], retries + 1
             retries += 1
-            if not self._backoff.sleep(attempt, deadline):
-                for request in [*unprocessed, *queue]:
-                    failures[owners[_request_key(request)]] = reason
-                return failures, retries
-            attempt += 1
-            queue.extendleft(reversed(unprocessed))
-        return failures, retries
+            chunk = unprocessed
 
     def _start_key(self, organization_id: int, payload: dict[str, Any]) -> Item:
         sku, created_at = payload.get("sku"), payload.get("created_at")

@@ -201,10 +201,12 @@ _WRITES = ("PutItem", "DeleteItem", "BatchWriteItem")
 
 
 class Units(NamedTuple):
-    table: int
+    table: int  # products' items
     index: int
     # What the server said the table consumed: dynalite computes it from item sizes too.
     reported_table: float
+    # The organization's creation lease (taken and given back): a cost per batch, not product.
+    lease: int = 0
 
 
 class WriteUnits:
@@ -279,13 +281,19 @@ class WriteUnits:
             )
             for request in parsed.get("UnprocessedItems", {}).get(self._table_name, [])
         }
-        table = index = 0
+        table = index = lease = 0
         for key, old, new in context["write_units"]:
             if failed == "ConditionalCheckFailedException":
-                table += _units(item_size(old)) if old else 1
+                written = _units(item_size(old)) if old else 1
             elif not failed and self._key_tuple(key) not in unprocessed:
-                table += _units(max(item_size(old) if old else 0, item_size(new) if new else 0))
+                written = _units(max(item_size(old) if old else 0, item_size(new) if new else 0))
                 index += sum(self._index_units(name, old, new) for name in self._indexes)
+            else:
+                continue
+            if key["PK"]["S"].endswith("#LEASE"):
+                lease += written
+            else:
+                table += written
         consumed = parsed.get("ConsumedCapacity", [])
         reported = sum(
             float(entry.get("CapacityUnits", 0))
@@ -296,6 +304,7 @@ class WriteUnits:
                 self._taken.table + table,
                 self._taken.index + index,
                 self._taken.reported_table + reported,
+                self._taken.lease + lease,
             )
 
     def _index_units(self, name: str, old: Item | None, new: Item | None) -> int:

@@ -50,11 +50,13 @@ def test_a_batch_of_1000_with_duplicates_stores_the_last_of_each(
     assert (result.upserted, result.unchanged, result.failed) == (900, 0, [])
     assert store.get(ORG, "SKU-0002").title == "second"
     assert store.get(ORG, "SKU-0003").title == "Item SKU-0003"
-    # A new product is one item, its first price point included, put on condition that it
-    # does not exist yet.
-    assert calls.counts["PutItem"] == 900
-    assert "BatchWriteItem" not in calls.counts
-    assert calls.counts["BatchGetItem"] == 9
+    # A new product is one item, its first price point included, put 25 a call under the
+    # organization's creation lease (one put to take it, one delete to give it back), after
+    # the products were read, and read again under the lease.
+    assert calls.counts["BatchWriteItem"] == 36
+    assert calls.counts["PutItem"] == 1
+    assert calls.counts["DeleteItem"] == 1
+    assert calls.counts["BatchGetItem"] == 18
     assert sorted(count_rows(store, ORG)) == [f"SKU-{n:04d}" for n in range(900)]
 
 
@@ -172,13 +174,14 @@ def throttled(times: int) -> Callable[..., Any]:
 
 
 @pytest.mark.parametrize(
-    ("operation", "stored_first"),
-    [("BatchWriteItem", True), ("PutItem", False)],
-    ids=["changes-in-batches", "new-products-on-condition"],
+    ("operation", "stored_first", "retries"),
+    [("BatchWriteItem", True, 3), ("BatchWriteItem", False, 3), ("PutItem", False, 0)],
+    ids=["changes", "new-products", "creation-lease"],
 )
 def test_throttling_is_retried_and_counted(
-    store: ProductStore, client: Any, operation: str, stored_first: bool
+    store: ProductStore, client: Any, operation: str, stored_first: bool, retries: int
 ) -> None:
+    # Retries count products' writes sent again; taking the creation lease again is not one.
     if stored_first:
         store.batch_upsert(ORG, [synced(f"SKU-{n}") for n in range(10)])
     throttle = throttled(3)
@@ -187,7 +190,7 @@ def test_throttling_is_retried_and_counted(
         result = store.batch_upsert(ORG, [synced(f"SKU-{n}", title="new") for n in range(10)])
     finally:
         client.meta.events.unregister(f"before-call.dynamodb.{operation}", throttle)
-    assert (result.upserted, result.failed, result.retries) == (10, [], 3)
+    assert (result.upserted, result.failed, result.retries) == (10, [], retries)
     assert {p.title for p in count_products(store, ORG)} == {"new"}
 
 
@@ -201,7 +204,7 @@ def test_what_stays_unwritten_past_the_deadline_is_reported_per_sku(
         requests = request_body(params)["RequestItems"][table]
         return canned_answer(200, {"UnprocessedItems": {table: requests}})
 
-    # Changes of stored products stay unprocessed, new products keep being throttled.
+    # Changes of stored products stay unprocessed, the creation lease keeps being throttled.
     throttle = throttled(10_000)
     client.meta.events.register("before-call.dynamodb.BatchWriteItem", never)
     client.meta.events.register("before-call.dynamodb.PutItem", throttle)
@@ -214,7 +217,9 @@ def test_what_stays_unwritten_past_the_deadline_is_reported_per_sku(
         client.meta.events.unregister("before-call.dynamodb.PutItem", throttle)
     assert result.upserted == 0
     assert sorted(sku for sku, _ in result.failed) == [f"SKU-{n:02d}" for n in range(40)]
-    assert all("throttling" in message for _, message in result.failed)
+    messages = dict(result.failed)
+    assert all("throttling" in messages[f"SKU-{n:02d}"] for n in range(20))
+    assert all("busy" in messages[f"SKU-{n:02d}"] for n in range(20, 40))
     assert result.retries > 0
     stored = count_products(store, ORG)
     assert sorted(p.sku for p in stored) == [f"SKU-{n:02d}" for n in range(20)]

@@ -80,7 +80,7 @@ def units(write_units: WriteUnits, request: pytest.FixtureRequest) -> Callable[[
     def take() -> Units:
         taken = write_units.take()
         if on_dynalite:
-            assert taken.reported_table == taken.table, taken
+            assert taken.reported_table == taken.table + taken.lease, taken
         return taken
 
     return take
@@ -106,6 +106,16 @@ def test_a_first_synced_product_costs_two_write_units(
     assert each_costs(store, units, CATALOGUE) == {(1, 1)}
 
 
+def test_a_batch_of_new_products_takes_the_creation_lease_once(
+    store: ProductStore, units: Callable[[], Units]
+) -> None:
+    units()
+    assert store.batch_upsert(ORG, CATALOGUE).upserted == len(CATALOGUE)
+    taken = units()
+    assert (taken.table, taken.index) == (len(CATALOGUE), len(CATALOGUE))
+    assert taken.lease == 2, "one unit to take it, one to give it back"
+
+
 def test_a_product_written_by_hand_costs_two_write_units(
     store: ProductStore, units: Callable[[], Units]
 ) -> None:
@@ -121,7 +131,7 @@ def test_an_unchanged_resync_costs_nothing(
     units()
     calls.counts.clear()
     assert store.batch_upsert(ORG, CATALOGUE).unchanged == len(CATALOGUE)
-    assert units() == (0, 0, 0.0)
+    assert units() == (0, 0, 0.0, 0)
     assert calls.writes() == 0
 
 
