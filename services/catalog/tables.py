@@ -1,13 +1,18 @@
 """The products table: the definition a platform team deploys, and a command that creates it.
 
 `python -m services.catalog.tables` creates PRODUCTS_TABLE_NAME in AWS_REGION (at
-DYNAMODB_ENDPOINT_URL when set, else real AWS) unless it exists, and waits until it is ACTIVE.
+DYNAMODB_ENDPOINT_URL when set, else real AWS) unless it exists, waits until it is ACTIVE, and
+protects it (new or existing): point-in-time recovery (35 days of restorable history) and
+deletion protection; a new table is encrypted with the KMS key PRODUCTS_TABLE_KMS_KEY_ID when
+set, else with the key DynamoDB owns. The catalog's own start-up creation
+(CREATE_PRODUCTS_TABLE, the local stack) makes a plain table.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -50,24 +55,51 @@ TABLE_DEFINITION: dict[str, Any] = {
 }
 
 
-def ensure_table(client: Any, name: str) -> None:
-    """Create the table with GSI1 unless it exists; return once it is ACTIVE."""
+@dataclass(frozen=True)
+class Protection:
+    """What the production table gets beyond its definition."""
+
+    # SSE-KMS with this key (id, ARN or alias) for a new table; None: the key DynamoDB owns.
+    kms_key_id: str | None = None
+
+    def create_arguments(self) -> dict[str, Any]:
+        arguments: dict[str, Any] = {"DeletionProtectionEnabled": True}
+        if self.kms_key_id:
+            arguments["SSESpecification"] = {
+                "Enabled": True,
+                "SSEType": "KMS",
+                "KMSMasterKeyId": self.kms_key_id,
+            }
+        return arguments
+
+
+def ensure_table(client: Any, name: str, protection: Protection | None = None) -> None:
+    """Create the table with GSI1 unless it exists; return once it is ACTIVE (and protected)."""
     try:
         description = client.describe_table(TableName=name)["Table"]
     except ClientError as exc:
         if error_code(exc) != "ResourceNotFoundException":
             raise
-        _create(client, name)
+        _create(client, name, protection.create_arguments() if protection else {})
     else:
         indexes = {index["IndexName"] for index in description.get("GlobalSecondaryIndexes", [])}
         if GSI1 not in indexes:
             raise RuntimeError(f"table {name} exists without the {GSI1} index the catalog needs")
+        if protection and not description.get("DeletionProtectionEnabled"):
+            client.update_table(TableName=name, DeletionProtectionEnabled=True)
+            log.info("turned on deletion protection of %s", name)
     client.get_waiter("table_exists").wait(TableName=name, WaiterConfig=_WAIT)
+    if protection:
+        # Idempotent, and only possible once the table is ACTIVE.
+        client.update_continuous_backups(
+            TableName=name,
+            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+        )
 
 
-def _create(client: Any, name: str) -> None:
+def _create(client: Any, name: str, extra: dict[str, Any]) -> None:
     try:
-        client.create_table(TableName=name, **TABLE_DEFINITION)
+        client.create_table(TableName=name, **TABLE_DEFINITION, **extra)
         log.info("created DynamoDB table %s", name)
     except ClientError as exc:
         # Another process created it between our describe and create: that is what we wanted.
@@ -83,8 +115,9 @@ def main() -> None:
     client = make_dynamodb_client(
         os.environ.get("AWS_REGION", "us-east-1"), os.environ.get("DYNAMODB_ENDPOINT_URL")
     )
-    ensure_table(client, name)
-    log.info("table %s is ACTIVE", name)
+    protection = Protection(kms_key_id=os.environ.get("PRODUCTS_TABLE_KMS_KEY_ID") or None)
+    ensure_table(client, name, protection)
+    log.info("table %s is ACTIVE, with point-in-time recovery and deletion protection", name)
 
 
 if __name__ == "__main__":
