@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -112,3 +113,21 @@ def test_no_more_hashes_run_at_once_than_usable_cpus(
 
     asyncio.run(hash_many())
     assert hasher.most_at_once == cpus
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="threads have priorities on Linux")
+def test_hashes_run_at_the_lowest_priority_and_requests_keep_theirs() -> None:
+    priorities: list[int] = []
+
+    class PriorityNotingHasher(PasswordHasher):
+        def _hash_now(self, password: str) -> str:
+            priorities.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            return super()._hash_now(password)
+
+    hasher = PriorityNotingHasher(rounds=4)
+    priorities.clear()  # its dummy hash, made as it starts
+    asyncio.run(hasher.hash("a password"))
+    assert priorities == [passwords.LOWEST_PRIORITY]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == os.getpriority(
+        os.PRIO_PROCESS, 0
+    ), "the caller's thread keeps its priority"
