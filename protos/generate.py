@@ -23,19 +23,19 @@ DESCRIPTOR_PATH = Path("gateway/descriptor.pb")
 GOOGLE_EXTRAS = ("google/rpc/status.proto", "google/rpc/error_details.proto")
 
 
-def proto_files() -> list[str]:
-    return sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.rglob("*.proto"))
+def proto_files(proto_root: Path = PROTO_ROOT) -> list[str]:
+    return sorted(str(p.relative_to(proto_root)) for p in proto_root.rglob("*.proto"))
 
 
-def include_paths() -> list[str]:
+def include_paths(proto_root: Path = PROTO_ROOT) -> list[str]:
     # googleapis-common-protos ships google/api/*.proto beside its generated modules.
     googleapis = Path(annotations_pb2.__file__).parents[2]
     grpc_tools_protos = Path(grpc_tools.__file__).parent / "_proto"
-    return [f"-I{PROTO_ROOT}", f"-I{googleapis}", f"-I{grpc_tools_protos}"]
+    return [f"-I{proto_root}", f"-I{googleapis}", f"-I{grpc_tools_protos}"]
 
 
-def run_protoc(args: list[str]) -> None:
-    if protoc.main(["protoc", *include_paths(), *args]) != 0:
+def run_protoc(args: list[str], proto_root: Path = PROTO_ROOT) -> None:
+    if protoc.main(["protoc", *include_paths(proto_root), *args]) != 0:
         raise SystemExit(f"protoc failed: {' '.join(args)}")
 
 
