@@ -1,0 +1,1 @@
+"""`marketsync`, the command-line client of the REST API (through the gateway)."""
