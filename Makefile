@@ -11,9 +11,10 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 UV_VERSION := $(shell sed -n 's/^ *"uv==\([^"]*\)".*/\1/p' pyproject.toml)
 # uv finds the Pythons given to it; it never downloads one.
 export UV_PYTHON_DOWNLOADS := never
-# `make test-pythons` runs these (no integration tests) on the other supported Pythons too.
+# `make test-pythons` runs the unit and storage tests (all but the integration tests) on the
+# other supported Pythons too.
 OTHER_PYTHONS := 3.12 3.13
-EVERY_PYTHON_TESTS := tests/unit tests/auth tests/catalog tests/sync tests/gateway
+EVERY_PYTHON_TESTS := tests --ignore=tests/integration
 python_for = $(or $(firstword $(wildcard $(HOME)/.pyenv/versions/$(1).*/bin/python$(1))),python$(1))
 
 # $(call uv_in,VENV,PYTHON): a virtualenv made by PYTHON, holding uv (from pip, the one time

@@ -5,7 +5,11 @@ Supported: `resources` (files and directories), `components`, `labels` (pairs, i
 only adds fields or replaces scalars and maps. Anything else raises `Unsupported`, so a new
 kustomize feature in deploy/k8s fails the tests until it is supported here. Generated ConfigMaps
 keep their plain names (kustomize appends a content hash; references follow it either way).
-Where kubectl is installed, test_kubectl_render.py checks this renderer against the real one.
+A patch may instead name a `target` (kind and name; no match is no change) with an inline
+strategic-merge document or JSON patch of `add` operations; strategic merges also merge lists of
+named items (containers, env) by name.
+Where kubectl is installed, the tests render with kubectl itself (the authority) and
+test_kubectl_render.py checks this renderer, the fallback, against it.
 """
 
 from __future__ import annotations
@@ -125,8 +129,11 @@ def _config_map(directory: Path, generator: dict[str, Any]) -> Manifest:
 
 
 def _apply_patch(directory: Path, patch: dict[str, Any], manifests: list[Manifest]) -> None:
+    if set(patch) == {"target", "patch"}:
+        _apply_targeted_patch(patch["target"], yaml.safe_load(patch["patch"]), manifests)
+        return
     if set(patch) != {"path"}:
-        raise Unsupported(f"patch fields {sorted(patch)}: only `path` is supported")
+        raise Unsupported(f"patch fields {sorted(patch)}: `path`, or `target` with `patch`")
     (document,) = load_documents(directory / patch["path"])
     targets = [manifest for manifest in manifests if key(manifest) == key(document)]
     if not targets:
@@ -134,16 +141,65 @@ def _apply_patch(directory: Path, patch: dict[str, Any], manifests: list[Manifes
     _merge(targets[0], document, path=key(document)[1])
 
 
+def _apply_targeted_patch(
+    target: dict[str, Any], patch: dict[str, Any] | list[dict[str, Any]], manifests: list[Manifest]
+) -> None:
+    if set(target) != {"kind", "name"}:
+        raise Unsupported(f"patch target fields {sorted(target)}: only kind and name")
+    for manifest in manifests:
+        if key(manifest) != (target["kind"], target["name"]):
+            continue
+        if isinstance(patch, list):
+            for operation in patch:
+                _json_patch_add(manifest, operation)
+        else:
+            _merge(manifest, patch, path=target["name"])
+
+
+def _json_patch_add(manifest: Manifest, operation: dict[str, Any]) -> None:
+    if operation.get("op") != "add":
+        raise Unsupported(f"JSON patch operation {operation.get('op')!r}: only add")
+    *parents, last = [
+        part.replace("~1", "/").replace("~0", "~") for part in operation["path"].split("/")[1:]
+    ]
+    node: Any = manifest
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    value = copy.deepcopy(operation["value"])
+    if not isinstance(node, list):
+        node[last] = value
+    elif last == "-":
+        node.append(value)
+    else:
+        node.insert(int(last), value)
+
+
 def _merge(target: dict[str, Any], patch: dict[str, Any], *, path: str) -> None:
     for name, value in patch.items():
         here = f"{path}.{name}"
         if isinstance(value, dict) and isinstance(target.get(name), dict):
             _merge(target[name], value, path=here)
+        elif _named_items(value) and _named_items(target.get(name)):
+            _merge_by_name(target[name], value, path=here)
         elif isinstance(value, list) and target.get(name):
             # Strategic merge would merge these lists by key: not implemented here.
             raise Unsupported(f"patch merges into the existing list {here}")
         else:
             target[name] = copy.deepcopy(value)
+
+
+def _named_items(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(i, dict) and "name" in i for i in value)
+
+
+def _merge_by_name(target: list[dict[str, Any]], patch: list[dict[str, Any]], *, path: str) -> None:
+    """Strategic merge of lists whose merge key is `name` (containers, env, volumes); new items
+    go first, as kustomize puts them."""
+    by_name = {item["name"]: item for item in target}
+    for item in patch:
+        if item["name"] in by_name:
+            _merge(by_name[item["name"]], item, path=f"{path}[{item['name']}]")
+    target[:0] = [copy.deepcopy(item) for item in patch if item["name"] not in by_name]
 
 
 def _apply_labels(label_set: dict[str, Any], manifests: list[Manifest]) -> None:
