@@ -54,6 +54,9 @@ class ServiceSettings(BaseSettings):
     service_public_keys: ServicePublicKeys = Field(default=PublicKeys(), validate_default=False)
     # Seconds in-flight RPCs get to finish after SIGTERM.
     shutdown_grace_seconds: float = Field(default=10.0, gt=0)
+    # Where Prometheus scrapes this process (marketsync.metrics), on GRPC_HOST: unset serves no
+    # metrics (a process started by hand or a test), 0 any free port (logged at start-up).
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
     # Seconds between SIGTERM and the stop during which the service reports NOT_SERVING but still
     # serves every call, so no caller meets a refused connection (Kubernetes: deploy/k8s).
     shutdown_drain_seconds: float = Field(default=0.0, ge=0)

@@ -24,6 +24,7 @@ from grpc_reflection.v1alpha import reflection
 from marketsync.config import MAX_MESSAGE_BYTES, ServiceSettings
 from marketsync.interceptors import AccessInterceptor, SessionChecker
 from marketsync.keepalive import DEFAULT_KEEPALIVE, Keepalive
+from marketsync.metrics import ServerMetricsInterceptor, start_exporter
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,8 @@ def create_server(
     keepalive: Keepalive = DEFAULT_KEEPALIVE,
 ) -> Service:
     server = aio.server(
-        interceptors=[access],
+        # Metrics first: they count what the access interceptor answers too.
+        interceptors=[ServerMetricsInterceptor(), access],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -140,6 +142,9 @@ async def serve(
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="blocking")
     )
+    if settings.metrics_port is not None:
+        metrics_port = start_exporter(settings.grpc_host, settings.metrics_port)
+        log.info("metrics", extra={"port": metrics_port, "path": "/metrics"})
     access = AccessInterceptor(
         user_token_keys=settings.user_token_keys(),
         service_keys=settings.service_public_keys,

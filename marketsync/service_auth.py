@@ -26,6 +26,7 @@ from marketsync.errors import Unauthenticated
 from marketsync.identity import EDDSA
 from marketsync.keepalive import DEFAULT_KEEPALIVE, Keepalive
 from marketsync.keys import PublicKeys, key_id
+from marketsync.metrics import client_interceptors
 
 # Every address the name resolves to (a headless Service: each ready pod), calls spread over them
 # one by one; a replica reporting NOT_SERVING (it is draining) gets no new call.
@@ -154,5 +155,8 @@ def internal_channel(
     return aio.insecure_channel(
         grpc_target(address),
         options=options,
-        interceptors=[kind(credential) for kind in (_UnaryUnary, _StreamUnary, _StreamStream)],
+        interceptors=[
+            *client_interceptors(),
+            *(kind(credential) for kind in (_UnaryUnary, _StreamUnary, _StreamStream)),
+        ],
     )
