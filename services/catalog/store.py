@@ -9,7 +9,8 @@ Items, by SK:
 - PRICE#{time}#{random}: one per later price change.
 
 So a first sync writes METADATA alone: one write unit while it stays under 1 KB, and one for
-its GSI1 entry, which projects every attribute. Products stored before `listing` and
+its GSI1 entry, which holds its keys only and so is never written again: a price change costs
+METADATA and its point, an inventory change METADATA alone. Products stored before `listing` and
 `first_point` existed keep a LISTING# item per marketplace and a PRICE# item per point, first
 included; reads take those as they are, and the owner's listing moves into METADATA with the
 product's next changed write, leaving the owner's LISTING# item unread.
@@ -40,6 +41,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -118,6 +120,11 @@ def _is_valid_sku(sku: str) -> bool:
 
 def product_pk(organization_id: int, sku: str) -> str:
     return f"ORG#{organization_id}#PRODUCT#{sku}"
+
+
+def _sku_of(pk: str) -> str:
+    """A product key's SKU: SKUs hold no '#'."""
+    return pk.rsplit("#", 1)[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,29 +225,51 @@ class ProductStore:
                 answer = self._client.query(**query)
             items = answer.get("Items", [])
             read += len(items)
-            last_read = items[-1] if items else last_read
             if marketplace:
                 # Filtered here, not with a FilterExpression: other listings are separate items.
+                items = self._whole_products(items)
+                last_read = items[-1] if items else last_read
                 listings |= self._listings_of(items)
                 items = [item for item in items if _listed_on(listings, item, marketplace)]
             found.extend(items[:needed])
             start_key = answer.get("LastEvaluatedKey")
             if not start_key or read >= MAX_SCANNED_PER_PAGE:
                 break
-        page = found[:page_size]
-        if not marketplace:
+        if marketplace:
+            page = found[:page_size]
+        else:
+            # The entry past the page only tells that another page exists: not read whole.
+            page = self._whole_products(found[:page_size])
             listings = self._listings_of(page)
-        # Go on after the page's last product, or after the last one read when the scan was cut.
-        resume = page[-1] if len(found) > page_size else last_read if start_key else None
+        # Go on after the page's last entry, or after the last one read when the scan was cut.
+        resume = (
+            found[page_size - 1] if len(found) > page_size else last_read if start_key else None
+        )
         next_token = (
             self._tokens.encode(
-                {"sku": resume["sku"]["S"], "created_at": resume["created_at"]["S"]}, binding
+                {"sku": _sku_of(resume["PK"]["S"]), "created_at": resume["created_at"]["S"]},
+                binding,
             )
             if resume
             else ""
         )
         products = [_product_from_item(item, listings[item["PK"]["S"]]) for item in page]
         return ProductPage(products=products, next_page_token=next_token)
+
+    def _whole_products(self, entries: list[Item]) -> list[Item]:
+        """The METADATA items of GSI1 entries, in their order. GSI1 holds keys only (see
+        tables.py), so they are read by key, eventually consistent like the index itself; one
+        deleted since the index was read is left out. A table made when GSI1 projected every
+        attribute has them whole already."""
+        if not entries or "version" in entries[0]:
+            return entries
+        keys = [(entry["PK"]["S"], entry["SK"]["S"]) for entry in entries]
+        found, unread, _ = self._batch_get(
+            keys, time.monotonic() + self._backoff.deadline_seconds, consistent=False
+        )
+        if unread:
+            raise Unavailable("the product store is busy; retry in a few seconds")
+        return [found[key] for key in keys if key in found]
 
     def price_history(self, organization_id: int, sku: str) -> list[PricePoint]:
         """Oldest first: METADATA's first point, then the PRICE# points (all of them for
@@ -321,8 +350,14 @@ class ProductStore:
         conditional = [
             (
                 plan.sku,
+                # The caller's context goes along: its capacity tally (capacity.tally_units).
                 self._conditional_writers.submit(
-                    self._put_until_stored, organization_id, valid[plan.sku], plan, deadline
+                    copy_context().run,
+                    self._put_until_stored,
+                    organization_id,
+                    valid[plan.sku],
+                    plan,
+                    deadline,
                 ),
             )
             for plan in plans
@@ -653,7 +688,9 @@ class ProductStore:
         while queue:
             chunks.append(_take_distinct(queue))
         sent = [
-            self._batch_writers.submit(self._write_chunk, chunk, deadline, before_each_call)
+            self._batch_writers.submit(
+                copy_context().run, self._write_chunk, chunk, deadline, before_each_call
+            )
             for chunk in chunks
         ]
         failures: dict[str, str] = {}

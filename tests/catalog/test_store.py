@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
@@ -15,6 +17,7 @@ from services.catalog import store as store_module
 from services.catalog.domain import ProductInput
 from services.catalog.dynamo import Backoff
 from services.catalog.store import ProductStore
+from services.catalog.tables import TABLE_DEFINITION
 
 from .conftest import PAGE_TOKEN_KEY, CallCounter
 
@@ -165,7 +168,7 @@ def test_a_full_last_page_has_no_token(store: ProductStore) -> None:
     assert store.list_page(OTHER_ORG, 10).products == []
 
 
-def test_a_page_of_100_costs_one_query_and_one_batch_get(
+def test_a_page_of_100_costs_one_query_and_two_batch_gets(
     store: ProductStore, calls: CallCounter
 ) -> None:
     store.batch_upsert(ORG, [mug(f"SKU-{n:03d}", marketplace="amazon") for n in range(150)])
@@ -176,8 +179,9 @@ def test_a_page_of_100_costs_one_query_and_one_batch_get(
     assert len(page.products) == 100
     assert all(p.listings[0].marketplace == "amazon" for p in page.products)
     assert [lst.external_id for lst in page.products[0].listings] == ["A1", "W1"]
-    # The owner's listing comes with the product; one BatchGetItem asks for the other's.
-    assert calls.counts == {"Query": 1, "BatchGetItem": 1}
+    # The index holds keys: one BatchGetItem reads the products, with the owner's listing
+    # inside, and one asks for the other marketplace's.
+    assert calls.counts == {"Query": 1, "BatchGetItem": 2}
 
 
 def test_the_marketplace_filter_fills_pages_and_misses_nothing(store: ProductStore) -> None:
@@ -399,3 +403,19 @@ def test_a_batch_delete_names_skus_that_cannot_name_a_product(store: ProductStor
     ]
     with pytest.raises(InvalidArgument, match="skus: at most 100"):
         store.batch_delete(ORG, [f"S{n}" for n in range(101)])
+
+
+def test_a_table_made_when_gsi1_projected_every_attribute_lists_from_the_index(
+    client: Any, calls: CallCounter
+) -> None:
+    definition = copy.deepcopy(TABLE_DEFINITION)
+    definition["GlobalSecondaryIndexes"][0]["Projection"] = {"ProjectionType": "ALL"}
+    name = f"products-all-{uuid.uuid4().hex[:8]}"
+    client.create_table(TableName=name, **definition)
+    old_table = ProductStore(client, name, PAGE_TOKEN_KEY)
+    old_table.batch_upsert(ORG, [mug(f"SKU-{n}", marketplace="amazon") for n in range(5)])
+    calls.counts.clear()
+    page = old_table.list_page(ORG, 10)
+    assert sorted(p.sku for p in page.products) == [f"SKU-{n}" for n in range(5)]
+    assert all(p.listings[0].marketplace == "amazon" for p in page.products)
+    assert calls.counts == {"Query": 1, "BatchGetItem": 1}, "products come with the index"

@@ -28,11 +28,21 @@ SECRET_READERS = {
     ("marketsync-sync", "SERVICE_PRIVATE_KEY"): {"sync"},
     ("marketsync-scheduler", "SERVICE_PRIVATE_KEY"): {"sync-scheduler"},
 }
+# With the aws-static-keys component, the AWS keys each pod reads from its own Secret.
+STATIC_AWS_KEY_READERS = {
+    (secret, variable): {reader}
+    for reader, secret in (
+        ("catalog", "marketsync-catalog"),
+        ("catalog-tables", "marketsync-catalog-tables"),
+    )
+    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+}
 # The Secret each pod may read, if any: its own workload's.
 OWN_SECRET = {
     "auth": "marketsync-auth",
     "auth-migrations": "marketsync-auth",
     "catalog": "marketsync-catalog",
+    "catalog-tables": "marketsync-catalog-tables",
     "sync": "marketsync-sync",
     "sync-scheduler": "marketsync-scheduler",
 }
@@ -154,7 +164,8 @@ def test_gateway_probes_its_public_port(manifests: list[Manifest]) -> None:
         "containers"
     ]
     assert container["ports"] == [{"name": "http", "containerPort": 8080}]
-    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
+    # Envoy's own readiness, not every service's (/healthz): see test_rollout_manifests.py.
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 8080}
     assert container["livenessProbe"]["tcpSocket"] == {"port": 8080}
 
 
@@ -180,11 +191,12 @@ def secret_references(template: dict[str, Any]) -> set[tuple[str, str | None]]:
 
 
 def test_secrets_reach_only_the_pods_that_need_them(
-    manifests: list[Manifest], example_objects: list[Manifest]
+    manifests: list[Manifest], example_objects: list[Manifest], components: tuple[str, ...]
 ) -> None:
-    readers: dict[tuple[str, str | None], set[str]] = {
-        reference: set() for reference in SECRET_READERS
-    }
+    expected = dict(SECRET_READERS)
+    if "aws-static-keys" in components:
+        expected |= STATIC_AWS_KEY_READERS
+    readers: dict[tuple[str, str | None], set[str]] = {reference: set() for reference in expected}
     for name, template in pod_templates(manifests):
         for container in template["spec"]["containers"]:
             assert "envFrom" not in container, f"{name}: name each secret key it needs"
@@ -194,14 +206,14 @@ def test_secrets_reach_only_the_pods_that_need_them(
                     assert variable["name"] == reference["key"], name
         for reference in secret_references(template):
             readers.setdefault(reference, set()).add(name)
-    assert readers == SECRET_READERS
+    assert readers == expected
     example_keys = {
         (example["metadata"]["name"], key)
         for example in example_objects
         if example["kind"] == "Secret"
         for key in example["stringData"]
     }
-    assert example_keys == set(SECRET_READERS)
+    assert example_keys == set(SECRET_READERS) | set(STATIC_AWS_KEY_READERS)
 
 
 def test_no_pod_holds_another_services_private_key(manifests: list[Manifest]) -> None:
@@ -253,20 +265,33 @@ def test_public_keys_come_from_one_config_map(
     assert set(config_map["data"]) == set(PUBLIC_KEY_READERS)
 
 
-def test_no_static_cloud_keys_and_real_endpoints(manifests: list[Manifest]) -> None:
-    forbidden = {
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
+def test_aws_keys_only_from_the_static_keys_component_and_real_endpoints(
+    manifests: list[Manifest], components: tuple[str, ...]
+) -> None:
+    sandbox = {
         "DYNAMODB_ENDPOINT_URL",
         "AMAZON_SP_API_ENDPOINT",
         "AMAZON_LWA_TOKEN_URL",
         "WALMART_API_BASE_URL",
     }
+    static_keys = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    holders = set()
     for name, template in pod_templates(manifests):
         for container in template["spec"]["containers"]:
-            assert not forbidden & set(env_of(container)), name
-    catalog_account = of_kind(manifests, "ServiceAccount")["catalog"]
-    assert "eks.amazonaws.com/role-arn" in catalog_account["metadata"]["annotations"]
+            env = env_of(container)
+            assert not sandbox & set(env), name
+            if static_keys & set(env):
+                holders.add(name)
+                assert static_keys <= set(env), name
+    expected = {"catalog", "catalog-tables"} if "aws-static-keys" in components else set()
+    assert holders == expected
+    role_annotated = {
+        name
+        for name, account in of_kind(manifests, "ServiceAccount").items()
+        if "eks.amazonaws.com/role-arn" in account["metadata"].get("annotations", {})
+    }
+    expected = {"catalog", "catalog-tables"} if "aws-irsa" in components else set()
+    assert role_annotated == expected
 
 
 def test_services_select_a_deployment_and_target_its_ports(manifests: list[Manifest]) -> None:
@@ -430,7 +455,8 @@ def test_network_policies_allow_exactly_the_service_graph(manifests: list[Manife
         ]
         for selector in filter(None, selectors):
             assert any(selects(selector, labels) for labels in apps.values()), selector
-    assert policies[0]["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    default_deny = of_kind(manifests, "NetworkPolicy")["default-deny"]["spec"]
+    assert default_deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     # The scheduler queues due syncs with auth; sync replicas claim them from auth, so nothing
     # but the gateway calls sync.
     assert _reachable_from(policies, apps, "auth") == {
@@ -498,7 +524,8 @@ def test_autoscaled_deployments_leave_the_replica_count_to_the_autoscaler(
 ) -> None:
     deployments = of_kind(manifests, "Deployment")
     autoscaled = _autoscaled_replicas(manifests)
-    assert set(autoscaled) == ({"sync"} if "high-availability" in components else set())
+    expected = {"gateway", "auth", "catalog", "sync"} if "high-availability" in components else set()
+    assert set(autoscaled) == expected
     for name in autoscaled:
         # A `replicas` in the manifest would be put back on every apply, against the HPA.
         assert "replicas" not in deployments[name]["spec"], name
