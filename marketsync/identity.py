@@ -13,6 +13,8 @@ other algorithm are refused before the signature is even considered.
 from __future__ import annotations
 
 import contextvars
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -80,8 +82,38 @@ def issue_user_token(
     return jwt.encode(claims, key, algorithm=HS256), expires_at
 
 
+class VerifiedTokens:
+    """`verify_user_token` with memory: a token whose signature was verified is known by its
+    exact text until it expires, so a client's every request after its first costs a lookup,
+    not a signature check (an eighth of a catalog read's CPU). Revocation is not this cache's
+    business: the session check, made on every request, answers that. Holds at most `capacity`
+    tokens, the least recently used leaving first."""
+
+    def __init__(self, keys: UserTokenKeys, capacity: int = 10_000) -> None:
+        self._keys = keys
+        self._capacity = capacity
+        self._verified: OrderedDict[str, tuple[Identity, float]] = OrderedDict()
+
+    def verify(self, token: str) -> Identity:
+        known = self._verified.get(token)
+        if known is not None and known[1] > time.time():
+            self._verified.move_to_end(token)
+            return known[0]
+        identity, expires_at = _verified_claims(self._keys, token)
+        self._verified[token] = (identity, expires_at)
+        if len(self._verified) > self._capacity:
+            self._verified.popitem(last=False)
+        return identity
+
+
 def verify_user_token(keys: UserTokenKeys, token: str) -> Identity:
     """Check signature, algorithm and expiry; the session itself is checked by the caller."""
+    return _verified_claims(keys, token)[0]
+
+
+def _verified_claims(keys: UserTokenKeys, token: str) -> tuple[Identity, float]:
+    """The token's identity and expiry (epoch seconds), once its signature, algorithm, claims
+    and expiry are checked."""
     try:
         key, algorithm = _verification_key(keys, token)
         claims = jwt.decode(
@@ -96,7 +128,7 @@ def verify_user_token(keys: UserTokenKeys, token: str) -> Identity:
             role=str(claims["role"]),
             session_id=int(claims["sid"]),
         )
-        issued_at = float(claims["iat"])
+        issued_at, expires_at = float(claims["iat"]), float(claims["exp"])
     except jwt.ExpiredSignatureError as exc:
         raise Unauthenticated("the token has expired; log in again") from exc
     except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
@@ -105,7 +137,7 @@ def verify_user_token(keys: UserTokenKeys, token: str) -> Identity:
     issued_in_future = issued_at > utcnow().timestamp() + CLOCK_SKEW_SECONDS
     if identity.role not in ROLES or issued_in_future or not all(0 < i < 2**63 for i in ids):
         raise Unauthenticated("the token is not valid; log in again")
-    return identity
+    return identity, expires_at
 
 
 def _verification_key(keys: UserTokenKeys, token: str) -> tuple[str | Ed25519PublicKey, str]:

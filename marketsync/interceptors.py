@@ -33,7 +33,7 @@ from google.protobuf.message import DecodeError
 from grpc import aio
 
 from marketsync.errors import DomainError, InvalidArgument, PermissionDenied, Unauthenticated
-from marketsync.identity import Identity, UserTokenKeys, bind_identity, verify_user_token
+from marketsync.identity import Identity, UserTokenKeys, VerifiedTokens, bind_identity
 from marketsync.keys import PublicKeys
 from marketsync.service_auth import SERVICE_METADATA_KEY, verify_service_token
 
@@ -80,7 +80,7 @@ class AccessInterceptor(aio.ServerInterceptor):
         internal_callers: Mapping[str, frozenset[str]] | None = None,
         store_unavailable: tuple[type[Exception], ...] = (),
     ) -> None:
-        self._user_token_keys = user_token_keys
+        self._user_tokens = VerifiedTokens(user_token_keys)
         # The public keys of the services that call this one, by name.
         self._service_keys = service_keys
         self._check_session = check_session
@@ -146,7 +146,7 @@ class AccessInterceptor(aio.ServerInterceptor):
             raise Unauthenticated(
                 "this call needs `authorization: Bearer <token>`; log in to get one"
             )
-        return await self._check_session(verify_user_token(self._user_token_keys, token.strip()))
+        return await self._check_session(self._user_tokens.verify(token.strip()))
 
 
 def _downstream_status(where: dict[str, str], exc: aio.AioRpcError) -> tuple[grpc.StatusCode, str]:

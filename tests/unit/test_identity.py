@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -12,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from marketsync.errors import PermissionDenied, Unauthenticated
-from marketsync.identity import Identity, issue_user_token, verify_user_token
+from marketsync.identity import Identity, VerifiedTokens, issue_user_token, verify_user_token
 from marketsync.keys import PublicKeys, key_id, private_key_text, public_key_text
 
 SECRET = "s" * 64  # long enough for HS512 too
@@ -143,3 +144,50 @@ def test_in_hs256_mode_an_eddsa_token_is_refused() -> None:
         verify_user_token(SECRET, _issue(AUTH_KEY))
     with pytest.raises(Unauthenticated):
         verify_user_token(private_key_text(AUTH_KEY), _issue(AUTH_KEY))
+
+
+def test_a_verified_token_is_known_by_its_text_until_it_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decoded: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(token: str, *args: object, **kwargs: object) -> object:
+        decoded.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    tokens = VerifiedTokens(AUTH_PUBLIC_KEYS)
+    token = jwt.encode(
+        claims(exp=int(time.time()) + 2),
+        AUTH_KEY,
+        algorithm="EdDSA",
+        headers={"kid": key_id(AUTH_KEY.public_key())},
+    )
+    assert tokens.verify(token) == tokens.verify(token) == Identity(1, 2, "admin", 3)
+    assert decoded == [token], "the second request's signature was not checked again"
+    # The same claims under another signature are another text: checked, and refused.
+    forged = token.rsplit(".", 1)[0] + "." + base64.urlsafe_b64encode(b"x" * 64).decode()
+    with pytest.raises(Unauthenticated, match="not valid"):
+        tokens.verify(forged.rstrip("="))
+    time.sleep(2.1)
+    with pytest.raises(Unauthenticated, match="expired"):
+        tokens.verify(token)
+
+
+def test_verified_tokens_are_kept_up_to_their_capacity(monkeypatch: pytest.MonkeyPatch) -> None:
+    tokens = VerifiedTokens(SECRET, capacity=2)
+    first, second, third = (
+        jwt.encode(claims(sid=str(n)), SECRET, algorithm="HS256") for n in (1, 2, 3)
+    )
+    for token in (first, second, third):
+        tokens.verify(token)
+
+    def no_decode(*_: object, **__: object) -> object:
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(jwt, "decode", no_decode)
+    assert tokens.verify(third).session_id == 3
+    assert tokens.verify(second).session_id == 2
+    with pytest.raises(AssertionError, match="decoded again"):
+        tokens.verify(first)  # the least recently used left first
