@@ -48,6 +48,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from marketsync.errors import ResourceExhausted
 from marketsync.identity import utcnow
+from services.auth.metrics import LOCKOUTS
 
 LOGIN_FAILURE_LIMIT = 5
 EMAIL_FAILURE_LIMIT = 100
@@ -180,6 +181,7 @@ class LoginChecks:
                 return gate.check_id
             locked = _lockout(gate, self._limit, self._email_limit)
             if locked is not None:
+                LOCKOUTS.inc()
                 raise ResourceExhausted(locked)
             if loop.time() + pause > deadline:
                 raise ResourceExhausted(BUSY)

@@ -129,6 +129,9 @@ class SyncLog:
     started_by: int | None
     # Runs started so far: 0 while the first is still queued.
     attempt: int
+    # DynamoDB units the latest run consumed (its catalog writes).
+    read_units: float
+    write_units: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +154,18 @@ class SyncCounts:
     items_written: int = 0
     items_unchanged: int = 0
     items_failed: int = 0
+    read_units: float = 0.0
+    write_units: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    """The sync queue across every replica, by marketplace, for the metrics."""
+
+    queued: dict[str, int]
+    oldest_queued_seconds: dict[str, float]
+    oldest_running_seconds: dict[str, float]
+    organizations_overdue: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,8 @@ from typing import Any
 
 import bcrypt
 
+from services.auth.metrics import PASSWORD_HASH_SECONDS
+
 DEFAULT_ROUNDS = 12
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 LOWEST_PRIORITY = 19
@@ -105,4 +107,5 @@ class PasswordHasher:
         return matches and password_hash is not None
 
     async def _run(self, work: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._hashing, work, *args)
+        with PASSWORD_HASH_SECONDS.time():
+            return await asyncio.get_running_loop().run_in_executor(self._hashing, work, *args)

@@ -13,6 +13,7 @@ from marketsync.sync.v1 import sync_pb2
 from services.auth.accounts import Accounts
 from services.auth.credentials import Credentials
 from services.auth.invitations import Invitations
+from services.auth.metrics import counted_login
 from services.auth.models import (
     CredentialSummary,
     Invitation,
@@ -92,6 +93,7 @@ def sync_log_message(log: SyncLog) -> sync_pb2.SyncLog:
         duration_ms=log.duration_ms or 0,
         error=log.error or "",
         attempt=log.attempt,
+        capacity_units=sync_pb2.CapacityUnits(read=log.read_units, write=log.write_units),
     )
 
 
@@ -101,6 +103,8 @@ def _counts(counts: sync_pb2.SyncCounts) -> SyncCounts:
         items_written=counts.items_written,
         items_unchanged=counts.items_unchanged,
         items_failed=counts.items_failed,
+        read_units=counts.capacity_units.read,
+        write_units=counts.capacity_units.write,
     )
 
 
@@ -134,11 +138,13 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def Login(
         self, request: auth_pb2.LoginRequest, context: aio.ServicerContext
     ) -> auth_pb2.LoginResponse:
-        result = await self._accounts.login(
-            email=request.email,
-            password=request.password,
-            organization_id=request.organization_id or None,
-            client=_client(context),
+        result = await counted_login(
+            self._accounts.login(
+                email=request.email,
+                password=request.password,
+                organization_id=request.organization_id or None,
+                client=_client(context),
+            )
         )
         return auth_pb2.LoginResponse(
             token=result.token,

@@ -18,6 +18,7 @@ from services.auth.models import (
     Member,
     Membership,
     Organization,
+    QueueState,
     ReceivedInvitation,
     SessionInfo,
     SyncCounts,
@@ -548,7 +549,8 @@ def _claimed_params(
 
 _SET_COUNTS = sql.SQL(
     "items_fetched = %(items_fetched)s, items_written = %(items_written)s,"
-    " items_unchanged = %(items_unchanged)s, items_failed = %(items_failed)s"
+    " items_unchanged = %(items_unchanged)s, items_failed = %(items_failed)s,"
+    " read_units = %(read_units)s, write_units = %(write_units)s"
 )
 
 
@@ -661,3 +663,33 @@ async def list_syncs(
         (organization_id, before_id, before_id, limit),
     )
     return await cursor.fetchall()
+
+
+async def queue_state(conn: Conn, *, overdue_after: timedelta) -> QueueState:
+    """Queued and running syncs by marketplace (read through the index of active logs), and the
+    organizations whose last completed sync of a connected marketplace is older than
+    `overdue_after` (or, never synced, whose credentials are)."""
+    cursor = await conn.execute(
+        sql.SQL(
+            "SELECT marketplace, count(*) FILTER (WHERE status = 'queued'),"
+            " extract(epoch FROM now() - min(run_after)"
+            "   FILTER (WHERE status = 'queued' AND run_after <= now())),"
+            " extract(epoch FROM now() - min(started_at) FILTER (WHERE status = 'running'))"
+            " FROM sync_logs WHERE {active} GROUP BY marketplace"
+        ).format(active=_ACTIVE)
+    )
+    queued, oldest_queued, oldest_running = {}, {}, {}
+    for marketplace, count, queued_for, running_for in await cursor.fetchall():
+        queued[marketplace] = int(count)
+        oldest_queued[marketplace] = float(queued_for or 0)
+        oldest_running[marketplace] = float(running_for or 0)
+    cursor = await conn.execute(
+        "SELECT count(DISTINCT c.organization_id) FROM api_credentials c"
+        " WHERE c.is_active AND c.created_at < now() - %(overdue)s AND NOT EXISTS ("
+        "   SELECT 1 FROM sync_logs s WHERE s.organization_id = c.organization_id"
+        "   AND s.marketplace = c.marketplace AND s.status IN ('succeeded', 'partial')"
+        "   AND s.finished_at > now() - %(overdue)s)",
+        {"overdue": overdue_after},
+    )
+    row = await cursor.fetchone()
+    return QueueState(queued, oldest_queued, oldest_running, int(row[0]) if row else 0)

@@ -10,6 +10,7 @@ A replica that stops hands its runs back at once, which does not count as an att
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import NoReturn
@@ -193,6 +194,7 @@ async def _raise_not_held(conn: AsyncConnection, organization_id: int, sync_id: 
 
 
 def _validate_counts(counts: SyncCounts) -> None:
-    for name in ("items_fetched", "items_written", "items_unchanged", "items_failed"):
-        if getattr(counts, name) < 0:
-            raise InvalidArgument(f"{name}: must not be negative")
+    for field in dataclasses.fields(counts):
+        # `not >=` refuses NaN units too.
+        if not getattr(counts, field.name) >= 0:
+            raise InvalidArgument(f"{field.name}: must not be negative")

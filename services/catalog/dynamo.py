@@ -6,9 +6,10 @@ servicer's worker threads share it.
 
 from __future__ import annotations
 
+import base64
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -100,25 +101,29 @@ class Backoff:
         return True
 
 
-def item_size(item: dict[str, dict[str, Any]]) -> int:
+def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:
     """An item's size as DynamoDB counts it (attribute names plus values), in bytes: what its
-    write units and the 400 KB limit are measured by."""
-    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+    capacity units and the 400 KB limit are measured by."""
+    return sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
 
 
-def _value_size(value: dict[str, Any]) -> int:
-    """Strings, numbers and maps of them: the only types catalog items hold."""
+def attribute_size(value: Mapping[str, Any]) -> int:
+    """A value's size as DynamoDB counts it, whatever its type."""
     kind, content = next(iter(value.items()))
     if kind == "S":
-        return len(content.encode())
+        return len(str(content).encode())
     if kind == "N":
-        return _number_size(content)
+        significant = str(content).lstrip("-").replace(".", "").strip("0")
+        return (len(significant) + 1) // 2 + 1
+    if kind == "B":
+        return len(content) if isinstance(content, bytes) else len(base64.b64decode(content))
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind in ("SS", "NS", "BS"):
+        return sum(attribute_size({kind[0]: member}) for member in content)
+    # Lists and maps: 3 bytes, and 1 for each element.
+    if kind == "L":
+        return 3 + sum(1 + attribute_size(member) for member in content)
     if kind == "M":
-        # 3 bytes for the map and 1 for each of its elements.
         return 3 + len(content) + item_size(content)
-    raise ValueError(f"catalog items hold no DynamoDB {kind} values")
-
-
-def _number_size(text: str) -> int:
-    significant = text.lstrip("-").replace(".", "").strip("0")
-    return (len(significant) + 1) // 2 + 1
+    raise ValueError(f"unknown DynamoDB type {kind}")

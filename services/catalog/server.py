@@ -19,10 +19,11 @@ from marketsync.page_tokens import derive_key
 from marketsync.server import serve
 from marketsync.service_auth import ServiceCredential, internal_channel
 from marketsync.sessions import RemoteSessionChecker
+from services.catalog.capacity import indexes_of, meter_dynamodb
 from services.catalog.dynamo import make_dynamodb_client
 from services.catalog.servicer import CatalogInternalServicer, CatalogServicer
 from services.catalog.store import ProductStore
-from services.catalog.tables import ensure_table
+from services.catalog.tables import TABLE_DEFINITION, ensure_table
 
 SERVICE_NAMES = tuple(
     catalog_pb2.DESCRIPTOR.services_by_name[name].full_name
@@ -54,6 +55,8 @@ async def main() -> None:
     settings = load_settings(CatalogSettings)
     configure_logging("catalog", settings.log_level)
     client = make_dynamodb_client(settings.aws_region, settings.dynamodb_endpoint_url)
+    # A local DynamoDB server bills nothing: its units are counted from the items' sizes.
+    meter_dynamodb(client, indexes_of(TABLE_DEFINITION), billed=not settings.dynamodb_endpoint_url)
     if settings.create_products_table:
         await asyncio.to_thread(ensure_table, client, settings.products_table_name)
     store = ProductStore(

@@ -16,6 +16,7 @@ from marketsync.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from marketsync.convert import to_timestamp
 from marketsync.errors import InvalidArgument
 from marketsync.identity import current_identity
+from services.catalog.capacity import Units, tally_units
 from services.catalog.domain import (
     MARKETPLACES,
     MAX_BATCH_SIZE,
@@ -109,7 +110,7 @@ def _failed(failed: list[tuple[str, str]]) -> list[catalog_pb2.FailedProduct]:
 
 
 def _batch_answer(
-    refused: list[tuple[str, str]], result: BatchResult
+    refused: list[tuple[str, str]], result: BatchResult, units: Units
 ) -> catalog_pb2.WriteSyncedProductsResponse:
     failed = [*refused, *result.failed]
     return catalog_pb2.WriteSyncedProductsResponse(
@@ -118,6 +119,8 @@ def _batch_answer(
         # A batch of bad items must not outgrow its answer: name the first ones only.
         failed=_failed(failed[:NAMED_SYNC_FAILURES]),
         failed_count=len(failed),
+        read_units=units.read,
+        write_units=units.write,
     )
 
 
@@ -240,8 +243,9 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
                         "the first message must name the organization and the marketplace"
                     )
             writes, refused = _product_inputs(batch.products, marketplace)
-            result = await asyncio.to_thread(self._store.batch_upsert, organization_id, writes)
-            yield _batch_answer(refused, result)
+            with tally_units() as tally:
+                result = await asyncio.to_thread(self._store.batch_upsert, organization_id, writes)
+            yield _batch_answer(refused, result, tally.units)
 
     async def GetStoredProducts(
         self, request: catalog_pb2.GetStoredProductsRequest, context: aio.ServicerContext

@@ -36,6 +36,7 @@ from services.sync.marketplaces import (
     MarketplaceProduct,
     StoredEnrichment,
 )
+from services.sync.metrics import SYNC_ITEMS, SYNC_RUNNING, SYNC_RUNS, SYNC_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,9 @@ class Progress:
     failed: int = 0
     # The first failed SKUs with why; a huge catalogue of bad items is only counted.
     failures: list[tuple[str, str]] = field(default_factory=list)
+    # DynamoDB units the catalog consumed storing the batches, as it reports them.
+    read_units: float = 0.0
+    write_units: float = 0.0
 
     def add_failures(self, failures: Iterable[tuple[str, str]], count: int | None = None) -> None:
         """Record failures; `count` when there were more than the ones named."""
@@ -86,6 +90,8 @@ class Progress:
         """Count what the catalog made of one batch."""
         self.written += answer.written
         self.unchanged += answer.unchanged
+        self.read_units += answer.read_units
+        self.write_units += answer.write_units
         self.add_failures(((f.sku, f.message) for f in answer.failed), answer.failed_count)
 
     def counts(self) -> sync_pb2.SyncCounts:
@@ -94,7 +100,18 @@ class Progress:
             items_written=self.written,
             items_unchanged=self.unchanged,
             items_failed=self.failed,
+            capacity_units=sync_pb2.CapacityUnits(read=self.read_units, write=self.write_units),
         )
+
+    def count_items(self, marketplace: str) -> None:
+        """Add this run's products to the metrics."""
+        for outcome, count in (
+            ("fetched", self.fetched),
+            ("written", self.written),
+            ("unchanged", self.unchanged),
+            ("failed", self.failed),
+        ):
+            SYNC_ITEMS.labels(marketplace, outcome).inc(count)
 
     def failure_summary(self) -> str:
         named = "; ".join(
@@ -276,18 +293,22 @@ class SyncWorker:
                    "marketplace": marketplace, "attempt": claimed.log.attempt},
         )  # fmt: skip
         outcome = Outcome("failed", CRASH, retry=True)
+        SYNC_RUNNING.inc()
         try:
             outcome = await self._outcome(run, marketplace, progress)
         except asyncio.CancelledError:
             if lease_lost.is_set():
                 # Auth has taken the sync back and may have given it to another replica.
                 log.warning("sync abandoned: its lease was lost", extra={"sync_id": run.sync_id})
+                _count_run(marketplace, "lease_lost", started, progress)
             else:
                 # Shielded: a run cancelled by shutdown still hands its sync back.
                 await asyncio.shield(self._hand_back(run, progress))
+                _count_run(marketplace, "handed_back", started, progress)
             raise
         finally:
             heartbeat.cancel()
+            SYNC_RUNNING.dec()
             log.info(
                 "sync run ended",
                 extra={"sync_id": run.sync_id, "status": outcome.status, "retry": outcome.retry,
@@ -295,7 +316,8 @@ class SyncWorker:
                        "unchanged": progress.unchanged, "failed": progress.failed,
                        "duration_ms": int((time.monotonic() - started) * 1000)},
             )  # fmt: skip
-        await self._record(run, outcome, progress)
+        recorded = await self._record(run, outcome, progress)
+        _count_run(marketplace, recorded, started, progress)
 
     async def _outcome(self, run: _Run, marketplace: str, progress: Progress) -> Outcome:
         """Run the sync; every way it can end, as an outcome to record."""
@@ -329,12 +351,14 @@ class SyncWorker:
             return Outcome("partial", progress.failure_summary())
         return Outcome("succeeded")
 
-    async def _record(self, run: _Run, outcome: Outcome, progress: Progress) -> None:
+    async def _record(self, run: _Run, outcome: Outcome, progress: Progress) -> str:
+        """Record the outcome; answers how the run ended: its final status, or `retry` when
+        auth queued the sync again."""
         for sku, message in progress.failures:
             log.warning(
                 "item failed", extra={"sync_id": run.sync_id, "sku": sku, "reason": message}
             )
-        await self._tell_auth(
+        recorded = await self._tell_auth(
             run,
             "FinishSyncLog",
             auth_pb2.FinishSyncLogRequest(
@@ -347,6 +371,9 @@ class SyncWorker:
                 retry=outcome.retry,
             ),
         )
+        if recorded is None:
+            return "retry" if outcome.retry else outcome.status
+        return "retry" if recorded.status == "queued" else str(recorded.status)
 
     async def _hand_back(self, run: _Run, progress: Progress) -> None:
         await self._tell_auth(
@@ -361,21 +388,21 @@ class SyncWorker:
         )
         log.info("sync handed back to the queue", extra={"sync_id": run.sync_id})
 
-    async def _tell_auth(self, run: _Run, method: str, request: Any) -> None:
-        """Record with auth, retrying while it is unavailable; if that fails, the lease runs
-        out and auth queues the sync again."""
+    async def _tell_auth(self, run: _Run, method: str, request: Any) -> Any:
+        """Record with auth, retrying while it is unavailable; answers auth's answer. If that
+        fails (None), the lease runs out and auth queues the sync again."""
         for attempt in range(RECORD_ATTEMPTS):
             try:
-                await getattr(self._auth, method)(request, timeout=30)
-                return
+                return await getattr(self._auth, method)(request, timeout=30)
             except aio.AioRpcError as exc:
                 if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt + 1 == RECORD_ATTEMPTS:
                     log.error(
                         "could not record the sync run", extra={"sync_id": run.sync_id,
                         "call": method, "detail": exc.details()},
                     )  # fmt: skip
-                    return
+                    return None
                 await asyncio.sleep(2**attempt)
+        return None
 
     async def _pull_into_catalog(
         self,
@@ -549,6 +576,12 @@ class _CatalogWriter:
         if self._failure is not None:
             raise self._failure
         raise RuntimeError("the catalog ended the write stream before the last batch")
+
+
+def _count_run(marketplace: str, ended_as: str, started: float, progress: Progress) -> None:
+    SYNC_RUNS.labels(marketplace, ended_as).inc()
+    SYNC_SECONDS.labels(marketplace, ended_as).observe(time.monotonic() - started)
+    progress.count_items(marketplace)
 
 
 def _without_field_prefix(details: str) -> str:

@@ -7,18 +7,16 @@
 - `RecordingProxy`: an HTTP proxy between the catalog process and DynamoDB keeping the write
   requests, to count the write units a real sync costs from what was sent.
 - `StatementLog`: a TCP proxy between auth and PostgreSQL noting every statement run.
-- `write_units`: what DynamoDB bills for a write request, item sizes rounded up per KB plus an
-  entry per global secondary index the item lands in.
+What DynamoDB bills for the recorded requests is `services.catalog.capacity.write_units`, the
+arithmetic the catalog's own metrics use.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import http.client
 import json
-import math
 import shutil
 import socket
 import subprocess
@@ -34,6 +32,7 @@ from botocore import xform_name
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from marketsync.devstack import REPO, Stack, free_port
+from services.catalog.capacity import WRITE_OPERATIONS, Call
 from services.catalog.dynamo import MAX_BATCH_WRITE_ITEMS
 from services.catalog.tables import TABLE_DEFINITION
 from tests.bench.figures import progress
@@ -103,11 +102,6 @@ def wait_for_port(port: int, what: str, timeout: float = 30.0) -> None:
 
 
 # ---- DynamoDB requests ----------------------------------------------------------------------
-
-Call = tuple[str, dict[str, Any]]  # (operation, API parameters)
-WRITE_OPERATIONS = frozenset(
-    {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
-)
 
 
 class CallRecorder:
@@ -182,101 +176,6 @@ def items_written(calls: Sequence[Call]) -> int:
         elif operation in WRITE_OPERATIONS:
             count += 1
     return count
-
-
-# What DynamoDB bills: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/
-# (CapacityUnitCalculations, GSI write costs): a put costs its item's size rounded up per KB,
-# and every global secondary index the item has the keys of costs its entry's size again.
-
-
-def attribute_size(value: Mapping[str, Any]) -> int:
-    kind, content = next(iter(value.items()))
-    if kind == "S":
-        return len(str(content).encode())
-    if kind == "N":
-        significant = str(content).lstrip("-").replace(".", "").strip("0")
-        return (len(significant) + 1) // 2 + 1
-    if kind == "B":
-        return len(content) if isinstance(content, bytes) else len(base64.b64decode(content))
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind in ("SS", "NS", "BS"):
-        return sum(attribute_size({kind[0]: member}) for member in content)
-    if kind == "L":
-        return 3 + sum(1 + attribute_size(member) for member in content)
-    if kind == "M":
-        return 3 + sum(
-            1 + len(name.encode()) + attribute_size(member) for name, member in content.items()
-        )
-    raise ValueError(f"unknown DynamoDB type {kind}")
-
-
-def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:
-    return sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
-
-
-def _units(size: int) -> int:
-    return max(1, math.ceil(size / 1024))
-
-
-Index = tuple[frozenset[str], str, frozenset[str]]  # (key attributes, projection, included)
-
-
-def indexes_of(description: Mapping[str, Any]) -> list[Index]:
-    """The global secondary indexes of a DescribeTable answer's table (or a definition)."""
-    table_keys = {key["AttributeName"] for key in description["KeySchema"]}
-    found: list[Index] = []
-    for index in description.get("GlobalSecondaryIndexes", []):
-        keys = frozenset({key["AttributeName"] for key in index["KeySchema"]} | table_keys)
-        projection = index["Projection"]
-        found.append(
-            (
-                keys,
-                projection["ProjectionType"],
-                frozenset(projection.get("NonKeyAttributes", [])),
-            )
-        )
-    return found
-
-
-def put_units(item: Mapping[str, Mapping[str, Any]], indexes: Sequence[Index]) -> int:
-    units = _units(item_size(item))
-    for keys, projection, included in indexes:
-        if not keys <= item.keys():
-            continue  # a sparse index: this item has no entry there
-        if projection == "ALL":
-            entry = item
-        else:
-            kept = keys | (included if projection == "INCLUDE" else frozenset())
-            entry = {name: value for name, value in item.items() if name in kept}
-        units += _units(item_size(entry))
-    return units
-
-
-def write_units(calls: Sequence[Call], indexes: Sequence[Index]) -> int:
-    """Write units of the calls, as if every put made a new item (a first sync's puts do).
-    Deletes and updates are counted at their request's size, the least they can cost."""
-    units = 0
-    for operation, params in calls:
-        if operation == "PutItem":
-            units += put_units(params["Item"], indexes)
-        elif operation == "BatchWriteItem":
-            for requests in params["RequestItems"].values():
-                for request in requests:
-                    if "PutRequest" in request:
-                        units += put_units(request["PutRequest"]["Item"], indexes)
-                    else:
-                        units += 1
-        elif operation == "TransactWriteItems":
-            for entry in params["TransactItems"]:
-                if "Put" in entry:
-                    units += 2 * put_units(entry["Put"]["Item"], indexes)
-                else:
-                    units += 2
-        elif operation in ("UpdateItem", "DeleteItem"):
-            values = params.get("ExpressionAttributeValues", {})
-            units += _units(item_size(params["Key"]) + item_size(values))
-    return units
 
 
 class RecordingProxy:

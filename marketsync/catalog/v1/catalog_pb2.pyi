@@ -177,16 +177,20 @@ class WriteSyncedProductsRequest(_message.Message):
     def __init__(self, organization_id: _Optional[int] = ..., marketplace: _Optional[str] = ..., products: _Optional[_Iterable[_Union[Product, _Mapping]]] = ...) -> None: ...
 
 class WriteSyncedProductsResponse(_message.Message):
-    __slots__ = ("written", "unchanged", "failed", "failed_count")
+    __slots__ = ("written", "unchanged", "failed", "failed_count", "read_units", "write_units")
     WRITTEN_FIELD_NUMBER: _ClassVar[int]
     UNCHANGED_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
     FAILED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    READ_UNITS_FIELD_NUMBER: _ClassVar[int]
+    WRITE_UNITS_FIELD_NUMBER: _ClassVar[int]
     written: int
     unchanged: int
     failed: _containers.RepeatedCompositeFieldContainer[FailedProduct]
     failed_count: int
-    def __init__(self, written: _Optional[int] = ..., unchanged: _Optional[int] = ..., failed: _Optional[_Iterable[_Union[FailedProduct, _Mapping]]] = ..., failed_count: _Optional[int] = ...) -> None: ...
+    read_units: float
+    write_units: float
+    def __init__(self, written: _Optional[int] = ..., unchanged: _Optional[int] = ..., failed: _Optional[_Iterable[_Union[FailedProduct, _Mapping]]] = ..., failed_count: _Optional[int] = ..., read_units: _Optional[float] = ..., write_units: _Optional[float] = ...) -> None: ...
 
 class GetStoredProductsRequest(_message.Message):
     __slots__ = ("organization_id", "skus")

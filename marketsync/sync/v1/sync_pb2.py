@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmarketsync/sync/v1/sync.proto\x12\x12marketsync.sync.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\'\n\x10StartSyncRequest\x12\x13\n\x0bmarketplace\x18\x01 \x01(\t\"4\n\x11StartSyncResponse\x12\x0f\n\x07sync_id\x18\x01 \x01(\x03\x12\x0e\n\x06status\x18\x02 \x01(\t\"!\n\x0eGetSyncRequest\x12\x0f\n\x07sync_id\x18\x01 \x01(\x03\"O\n\x13ListSyncLogsRequest\x12\x16\n\tpage_size\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\npage_token\x18\x02 \x01(\tB\x0c\n\n_page_size\"Z\n\x14ListSyncLogsResponse\x12)\n\x04logs\x18\x01 \x03(\x0b\x32\x1b.marketsync.sync.v1.SyncLog\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"i\n\nSyncCounts\x12\x15\n\ritems_fetched\x18\x01 \x01(\r\x12\x15\n\ritems_written\x18\x02 \x01(\r\x12\x17\n\x0fitems_unchanged\x18\x03 \x01(\r\x12\x14\n\x0citems_failed\x18\x04 \x01(\r\"\xe1\x02\n\x07SyncLog\x12\x0f\n\x07sync_id\x18\x01 \x01(\x03\x12\x13\n\x0bmarketplace\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x15\n\ritems_fetched\x18\x04 \x01(\r\x12\x15\n\ritems_written\x18\x05 \x01(\r\x12\x17\n\x0fitems_unchanged\x18\x06 \x01(\r\x12\x14\n\x0citems_failed\x18\x07 \x01(\r\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64uration_ms\x18\n \x01(\r\x12\r\n\x05\x65rror\x18\x0b \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x0c \x01(\r\x12-\n\tqueued_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"7\n\x07\x44ueSync\x12\x17\n\x0forganization_id\x18\x01 \x01(\x03\x12\x13\n\x0bmarketplace\x18\x02 \x01(\t2\xe1\x02\n\x0bSyncService\x12n\n\tStartSync\x12$.marketsync.sync.v1.StartSyncRequest\x1a%.marketsync.sync.v1.StartSyncResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\"\t/api/sync:\x01*\x12y\n\x0cListSyncLogs\x12\'.marketsync.sync.v1.ListSyncLogsRequest\x1a(.marketsync.sync.v1.ListSyncLogsResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/sync/logs\x12g\n\x07GetSync\x12\".marketsync.sync.v1.GetSyncRequest\x1a\x1b.marketsync.sync.v1.SyncLog\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/api/sync/{sync_id}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmarketsync/sync/v1/sync.proto\x12\x12marketsync.sync.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\'\n\x10StartSyncRequest\x12\x13\n\x0bmarketplace\x18\x01 \x01(\t\"4\n\x11StartSyncResponse\x12\x0f\n\x07sync_id\x18\x01 \x01(\x03\x12\x0e\n\x06status\x18\x02 \x01(\t\"!\n\x0eGetSyncRequest\x12\x0f\n\x07sync_id\x18\x01 \x01(\x03\"O\n\x13ListSyncLogsRequest\x12\x16\n\tpage_size\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\npage_token\x18\x02 \x01(\tB\x0c\n\n_page_size\"Z\n\x14ListSyncLogsResponse\x12)\n\x04logs\x18\x01 \x03(\x0b\x32\x1b.marketsync.sync.v1.SyncLog\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa4\x01\n\nSyncCounts\x12\x15\n\ritems_fetched\x18\x01 \x01(\r\x12\x15\n\ritems_written\x18\x02 \x01(\r\x12\x17\n\x0fitems_unchanged\x18\x03 \x01(\r\x12\x14\n\x0citems_failed\x18\x04 \x01(\r\x12\x39\n\x0e\x63\x61pacity_units\x18\x05 \x01(\x0b\x32!.marketsync.sync.v1.CapacityUnits\",\n\rCapacityUnits\x12\x0c\n\x04read\x18\x01 \x01(\x01\x12\r\n\x05write\x18\x02 \x01(\x01\"\x9c\x03\n\x07SyncLog\x12\x0f\n\x07sync_id\x18\x01 \x01(\x03\x12\x13\n\x0bmarketplace\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x15\n\ritems_fetched\x18\x04 \x01(\r\x12\x15\n\ritems_written\x18\x05 \x01(\r\x12\x17\n\x0fitems_unchanged\x18\x06 \x01(\r\x12\x14\n\x0citems_failed\x18\x07 \x01(\r\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64uration_ms\x18\n \x01(\r\x12\r\n\x05\x65rror\x18\x0b \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x0c \x01(\r\x12-\n\tqueued_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x0e\x63\x61pacity_units\x18\x0e \x01(\x0b\x32!.marketsync.sync.v1.CapacityUnits\"7\n\x07\x44ueSync\x12\x17\n\x0forganization_id\x18\x01 \x01(\x03\x12\x13\n\x0bmarketplace\x18\x02 \x01(\t2\xe1\x02\n\x0bSyncService\x12n\n\tStartSync\x12$.marketsync.sync.v1.StartSyncRequest\x1a%.marketsync.sync.v1.StartSyncResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\"\t/api/sync:\x01*\x12y\n\x0cListSyncLogs\x12\'.marketsync.sync.v1.ListSyncLogsRequest\x1a(.marketsync.sync.v1.ListSyncLogsResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/sync/logs\x12g\n\x07GetSync\x12\".marketsync.sync.v1.GetSyncRequest\x1a\x1b.marketsync.sync.v1.SyncLog\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/api/sync/{sync_id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,12 +49,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTSYNCLOGSREQUEST']._serialized_end=325
   _globals['_LISTSYNCLOGSRESPONSE']._serialized_start=327
   _globals['_LISTSYNCLOGSRESPONSE']._serialized_end=417
-  _globals['_SYNCCOUNTS']._serialized_start=419
-  _globals['_SYNCCOUNTS']._serialized_end=524
-  _globals['_SYNCLOG']._serialized_start=527
-  _globals['_SYNCLOG']._serialized_end=880
-  _globals['_DUESYNC']._serialized_start=882
-  _globals['_DUESYNC']._serialized_end=937
-  _globals['_SYNCSERVICE']._serialized_start=940
-  _globals['_SYNCSERVICE']._serialized_end=1293
+  _globals['_SYNCCOUNTS']._serialized_start=420
+  _globals['_SYNCCOUNTS']._serialized_end=584
+  _globals['_CAPACITYUNITS']._serialized_start=586
+  _globals['_CAPACITYUNITS']._serialized_end=630
+  _globals['_SYNCLOG']._serialized_start=633
+  _globals['_SYNCLOG']._serialized_end=1045
+  _globals['_DUESYNC']._serialized_start=1047
+  _globals['_DUESYNC']._serialized_end=1102
+  _globals['_SYNCSERVICE']._serialized_start=1105
+  _globals['_SYNCSERVICE']._serialized_end=1458
 # @@protoc_insertion_point(module_scope)

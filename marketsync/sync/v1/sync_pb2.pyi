@@ -47,19 +47,29 @@ class ListSyncLogsResponse(_message.Message):
     def __init__(self, logs: _Optional[_Iterable[_Union[SyncLog, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class SyncCounts(_message.Message):
-    __slots__ = ("items_fetched", "items_written", "items_unchanged", "items_failed")
+    __slots__ = ("items_fetched", "items_written", "items_unchanged", "items_failed", "capacity_units")
     ITEMS_FETCHED_FIELD_NUMBER: _ClassVar[int]
     ITEMS_WRITTEN_FIELD_NUMBER: _ClassVar[int]
     ITEMS_UNCHANGED_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FAILED_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_UNITS_FIELD_NUMBER: _ClassVar[int]
     items_fetched: int
     items_written: int
     items_unchanged: int
     items_failed: int
-    def __init__(self, items_fetched: _Optional[int] = ..., items_written: _Optional[int] = ..., items_unchanged: _Optional[int] = ..., items_failed: _Optional[int] = ...) -> None: ...
+    capacity_units: CapacityUnits
+    def __init__(self, items_fetched: _Optional[int] = ..., items_written: _Optional[int] = ..., items_unchanged: _Optional[int] = ..., items_failed: _Optional[int] = ..., capacity_units: _Optional[_Union[CapacityUnits, _Mapping]] = ...) -> None: ...
+
+class CapacityUnits(_message.Message):
+    __slots__ = ("read", "write")
+    READ_FIELD_NUMBER: _ClassVar[int]
+    WRITE_FIELD_NUMBER: _ClassVar[int]
+    read: float
+    write: float
+    def __init__(self, read: _Optional[float] = ..., write: _Optional[float] = ...) -> None: ...
 
 class SyncLog(_message.Message):
-    __slots__ = ("sync_id", "marketplace", "status", "items_fetched", "items_written", "items_unchanged", "items_failed", "started_at", "finished_at", "duration_ms", "error", "attempt", "queued_at")
+    __slots__ = ("sync_id", "marketplace", "status", "items_fetched", "items_written", "items_unchanged", "items_failed", "started_at", "finished_at", "duration_ms", "error", "attempt", "queued_at", "capacity_units")
     SYNC_ID_FIELD_NUMBER: _ClassVar[int]
     MARKETPLACE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -73,6 +83,7 @@ class SyncLog(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     QUEUED_AT_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_UNITS_FIELD_NUMBER: _ClassVar[int]
     sync_id: int
     marketplace: str
     status: str
@@ -86,7 +97,8 @@ class SyncLog(_message.Message):
     error: str
     attempt: int
     queued_at: _timestamp_pb2.Timestamp
-    def __init__(self, sync_id: _Optional[int] = ..., marketplace: _Optional[str] = ..., status: _Optional[str] = ..., items_fetched: _Optional[int] = ..., items_written: _Optional[int] = ..., items_unchanged: _Optional[int] = ..., items_failed: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_ms: _Optional[int] = ..., error: _Optional[str] = ..., attempt: _Optional[int] = ..., queued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    capacity_units: CapacityUnits
+    def __init__(self, sync_id: _Optional[int] = ..., marketplace: _Optional[str] = ..., status: _Optional[str] = ..., items_fetched: _Optional[int] = ..., items_written: _Optional[int] = ..., items_unchanged: _Optional[int] = ..., items_failed: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_ms: _Optional[int] = ..., error: _Optional[str] = ..., attempt: _Optional[int] = ..., queued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., capacity_units: _Optional[_Union[CapacityUnits, _Mapping]] = ...) -> None: ...
 
 class DueSync(_message.Message):
     __slots__ = ("organization_id", "marketplace")

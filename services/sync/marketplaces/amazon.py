@@ -64,6 +64,7 @@ from services.sync.marketplaces.records import (
     tls_context,
     to_cents,
 )
+from services.sync.metrics import NO_ANSWER, count_request
 
 T = TypeVar("T")
 
@@ -352,7 +353,10 @@ class AmazonCatalog:
     async def _call(self, client: Client, operation: str, request: Callable[[], T]) -> T:
         """A blocking sp_api request, in a worker thread; waits and retries on the loop."""
         return await self._caller(client).call(
-            operation, lambda: _translating_failures(operation, lambda: asyncio.to_thread(request))
+            operation,
+            lambda: _translating_failures(
+                operation, lambda: _counted(operation, asyncio.to_thread(request))
+            ),
         )
 
     async def _finished_report(self, reports: Reports) -> _ReportDocument | None:
@@ -418,6 +422,7 @@ class AmazonCatalog:
             httpx.AsyncClient(timeout=REQUEST_TIMEOUT_SECONDS, verify=tls_context()) as client,
             client.stream("GET", document.url) as response,
         ):
+            count_request(AMAZON, "downloadReportDocument", response.status_code)
             if response.status_code == 429 or response.status_code >= 500:
                 raise Transient(f"failing to serve the report (HTTP {response.status_code})")
             if response.status_code != 200:
@@ -750,6 +755,24 @@ def _with_payload(response: ApiResponse, key: str, kind: type = object) -> ApiRe
 
 def _payload(response: ApiResponse, key: str) -> dict[str, Any]:
     return _with_payload(response, key).payload
+
+
+async def _counted(operation: str, request: Awaitable[T]) -> T:
+    """Count an sp_api request by its HTTP status. sp_api keeps a success's status to itself,
+    so every success counts as 2xx."""
+    try:
+        answer = await request
+    except SellingApiException as error:
+        count_request(AMAZON, operation, error.code)
+        raise
+    except AuthorizationError as error:
+        count_request(AMAZON, operation, error.status_code)
+        raise
+    except Exception:
+        count_request(AMAZON, operation, NO_ANSWER)
+        raise
+    count_request(AMAZON, operation, "2xx")
+    return answer
 
 
 async def _translating_failures(operation: str, attempt: Callable[[], Awaitable[T]]) -> T:

@@ -17,7 +17,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from marketsync.marketplaces import AMAZON, WALMART
 from services.sync.marketplaces.records import MarketplaceError
+from services.sync.metrics import PACING_WAIT
 
 T = TypeVar("T")
 
@@ -42,6 +44,10 @@ WALMART_RATES: Mapping[str, Rate] = {
     "getInventories": Rate(4, 4),
 }
 DEFAULT_RATES: Mapping[str, Rate] = {**AMAZON_RATES, **WALMART_RATES}
+MARKETPLACE_OF: Mapping[str, str] = {
+    **dict.fromkeys(AMAZON_RATES, AMAZON),
+    **dict.fromkeys(WALMART_RATES, WALMART),
+}
 
 
 class TokenBucket:
@@ -86,6 +92,7 @@ class Pacer:
             bucket = self._buckets[(account, operation)] = TokenBucket(self._rates[operation], now)
         delay = bucket.reserve(now)
         if delay > 0:
+            PACING_WAIT.labels(MARKETPLACE_OF.get(operation, ""), operation).inc(delay)
             await self.sleep(delay)
 
 

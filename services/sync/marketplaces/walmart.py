@@ -42,6 +42,7 @@ from services.sync.marketplaces.records import (
     tls_context,
     to_cents,
 )
+from services.sync.metrics import count_request
 
 T = TypeVar("T")
 
@@ -180,6 +181,7 @@ class WalmartCatalog:
             nonlocal sent
             sent = await self._token.get(http)
             response = await http.get(path, params=params, headers=_headers(sent))
+            count_request(WALMART, operation, response.status_code)
             answer = _answer(response, operation)
             if expected(answer) is None:
                 raise Transient(NO_DATA)
@@ -230,6 +232,7 @@ class _AccessToken:
                 "Accept": "application/json",
             },
         )
+        count_request(WALMART, "token", response.status_code)
         if response.status_code in (400, 401):
             raise MarketplaceError(
                 WALMART,
