@@ -23,8 +23,8 @@ from services.auth.accounts import Accounts
 from services.auth.credentials import Credentials
 from services.auth.database import open_pool
 from services.auth.invitations import Invitations
-from services.auth.migrations import migrate
 from services.auth.metrics import AuthStateCollector
+from services.auth.migrations import migrate
 from services.auth.organizations import Organizations
 from services.auth.passwords import PasswordHasher
 from services.auth.servicer import AuthInternalServicer, AuthServicer, CredentialsServicer
@@ -76,10 +76,10 @@ class AuthSettings(TokenIssuerSettings):
     # replica: this many at once, refilled at the rate below. 0 turns the limit off.
     login_rate_burst: int = Field(default=30, ge=0)
     login_rate_per_minute: float = Field(default=30.0, gt=0)
-
     # The interval the scheduler queues syncs at (its SYNC_INTERVAL_SECONDS): an organization
     # whose last completed sync is older than twice this is overdue (a metric, for an alert).
     sync_interval_seconds: int = Field(default=21600, gt=0)
+
 
 HOUSEKEEPING_INTERVAL_SECONDS = 60
 log = logging.getLogger(__name__)
@@ -133,8 +133,6 @@ async def main() -> None:
         ),
     )
     housekeeping = asyncio.create_task(keep_house(accounts, sync_logs))
-
-    async def stop_background_work() -> None:
     REGISTRY.register(
         AuthStateCollector(
             pool,
@@ -142,6 +140,8 @@ async def main() -> None:
             overdue_after=timedelta(seconds=2 * settings.sync_interval_seconds),
         )
     )
+
+    async def stop_background_work() -> None:
         housekeeping.cancel()
         await asyncio.gather(housekeeping, return_exceptions=True)
         await pool.close()
