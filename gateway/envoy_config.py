@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,17 @@ RETRY_POLICY: dict[str, Any] = {
 # How often Envoy resolves a service's name again. A headless Service's name answers every ready
 # pod, so pods that come and go are seen within this (CoreDNS answers with a 5 s TTL by default).
 DNS_REFRESH_SECONDS = 5
+# The API's documents, answered by Envoy itself from files of the docs directory (gateway/docs):
+# path -> file, content type. Files ending .gz are sent compressed (every browser accepts gzip),
+# which keeps Swagger UI within a Kubernetes ConfigMap's 1 MiB.
+DOCS: dict[str, tuple[str, str]] = {
+    "/openapi.json": ("openapi.json", "application/json"),
+    "/docs": ("index.html", "text/html; charset=utf-8"),
+    "/docs/swagger-ui-bundle.js": ("swagger-ui-bundle.js.gz", "text/javascript"),
+    "/docs/swagger-ui.css": ("swagger-ui.css.gz", "text/css"),
+}
+# Envoy refuses a direct response body larger than this (its default is 4 KiB).
+MAX_DOCS_FILE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -154,11 +166,12 @@ def render(
     admin_port: int,
     descriptor: str,
     upstreams: dict[str, Upstream],
+    docs: str = "gateway/docs",
 ) -> dict[str, Any]:
     return {
         "admin": {"address": _socket("127.0.0.1", admin_port)},
         "static_resources": {
-            "listeners": [_listener(listen_host, port, descriptor)],
+            "listeners": [_listener(listen_host, port, descriptor, docs)],
             "clusters": [_cluster(name, upstreams[name]) for name in PUBLIC_SERVICES],
         },
         "overload_manager": _overload_manager(),
@@ -185,7 +198,7 @@ def _socket(host: str, port: int) -> dict[str, Any]:
     return {"socket_address": {"address": host, "port_value": port}}
 
 
-def _listener(host: str, port: int, descriptor: str) -> dict[str, Any]:
+def _listener(host: str, port: int, descriptor: str, docs: str) -> dict[str, Any]:
     return {
         "name": "rest",
         "address": _socket(host, port),
@@ -194,7 +207,7 @@ def _listener(host: str, port: int, descriptor: str) -> dict[str, Any]:
                 "filters": [
                     {
                         "name": "envoy.filters.network.http_connection_manager",
-                        "typed_config": _connection_manager(descriptor),
+                        "typed_config": _connection_manager(descriptor, docs),
                     }
                 ]
             }
@@ -202,7 +215,7 @@ def _listener(host: str, port: int, descriptor: str) -> dict[str, Any]:
     }
 
 
-def _connection_manager(descriptor: str) -> dict[str, Any]:
+def _connection_manager(descriptor: str, docs: str) -> dict[str, Any]:
     return {
         "@type": _type("filters.network.http_connection_manager.v3.HttpConnectionManager"),
         "stat_prefix": "rest",
@@ -223,7 +236,7 @@ def _connection_manager(descriptor: str) -> dict[str, Any]:
         "request_timeout": f"{REQUEST_TIMEOUT_SECONDS}s",
         "stream_idle_timeout": f"{STREAM_IDLE_TIMEOUT_SECONDS}s",
         "access_log": [_access_log()],
-        "route_config": _routes(),
+        "route_config": _routes(docs),
         "local_reply_config": _json_local_replies(),
         "http_filters": [
             _health_check_filter(),
@@ -267,7 +280,7 @@ def _access_log() -> dict[str, Any]:
     }
 
 
-def _routes() -> dict[str, Any]:
+def _routes(docs: str) -> dict[str, Any]:
     route_timeout = f"{ROUTE_TIMEOUT_SECONDS}s"
     routes = []
     for cluster, services in PUBLIC_SERVICES.items():
@@ -284,6 +297,7 @@ def _routes() -> dict[str, Any]:
                 }
             )
             routes.append({"match": match, "route": target})
+    routes += [_docs_route(path, docs) for path in DOCS]
     routes.append(
         {
             "match": {"prefix": "/"},
@@ -292,8 +306,28 @@ def _routes() -> dict[str, Any]:
     )
     return {
         "name": "public",
+        "max_direct_response_body_size_bytes": MAX_DOCS_FILE_BYTES,
         "request_headers_to_remove": [SERVICE_METADATA_KEY],
         "virtual_hosts": [{"name": "api", "domains": ["*"], "routes": routes}],
+    }
+
+
+def _docs_route(path: str, docs: str) -> dict[str, Any]:
+    file, _ = DOCS[path]
+    headers = [{"header": {"key": "cache-control", "value": "no-cache"}}]
+    if file.endswith(".gz"):
+        headers.append({"header": {"key": "content-encoding", "value": "gzip"}})
+    return {
+        "match": {"path": path},
+        "direct_response": {"status": 200, "body": {"filename": f"{docs}/{file}"}},
+        "response_headers_to_add": headers,
+        # Not a gRPC method: the transcoder would refuse it as one it does not know.
+        "typed_per_filter_config": {
+            "envoy.filters.http.grpc_json_transcoder": {
+                "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig",
+                "disabled": True,
+            }
+        },
     }
 
 
@@ -301,7 +335,18 @@ def _json_local_replies() -> dict[str, Any]:
     def json_body(fields: dict[str, Any]) -> dict[str, Any]:
         return {"json_format": fields, "content_type": "application/json"}
 
+    # A document is a local reply too: it keeps its body and gets its content type.
     mappers = [
+        {
+            "filter": {"and_filter": {"filters": [_status_is(200), _path_is(path)]}},
+            "body_format_override": {
+                "text_format_source": {"inline_string": ENVOY_TEXT},
+                "content_type": content_type,
+            },
+        }
+        for path, (_, content_type) in DOCS.items()
+    ]
+    mappers += [
         {
             "filter": _status_is(status),
             "body_format_override": json_body({"code": code, "message": message}),
@@ -321,6 +366,12 @@ def _status_is(status: int) -> dict[str, Any]:
         "value": {"default_value": status, "runtime_key": f"local_reply.status_{status}"},
     }
     return {"status_code_filter": {"comparison": comparison}}
+
+
+def _path_is(path: str) -> dict[str, Any]:
+    # The route matches the path whatever its query string; so must the mapper.
+    regex = {"safe_regex": {"regex": f"^{re.escape(path)}(\\?.*)?$"}}
+    return {"header_filter": {"header": {"name": ":path", "string_match": regex}}}
 
 
 def _health_check_filter() -> dict[str, Any]:
@@ -495,6 +546,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--admin-port", type=int, default=9901)
     parser.add_argument("--descriptor", default="gateway/descriptor.pb")
+    parser.add_argument("--docs", default="gateway/docs", help="directory of the API documents")
     for name in PUBLIC_SERVICES:
         parser.add_argument(f"--{name}", required=True, type=Upstream.parse, metavar="HOST:PORT")
     args = parser.parse_args()
@@ -503,6 +555,7 @@ def main() -> None:
         port=args.port,
         admin_port=args.admin_port,
         descriptor=args.descriptor,
+        docs=args.docs,
         upstreams={name: getattr(args, name) for name in PUBLIC_SERVICES},
     )
     args.output.write_text(json.dumps(config, indent=2) + "\n")

@@ -17,6 +17,7 @@ def test_envoy_config_is_freshly_rendered() -> None:
         port=8080,
         admin_port=9901,
         descriptor="/etc/envoy/descriptor.pb",
+        docs="/etc/envoy-docs",
         upstreams={name: Upstream.parse(UPSTREAMS[name]) for name in PUBLIC_SERVICES},
     )
     committed = (K8S / "base" / "gateway" / "envoy.json").read_text()
@@ -28,6 +29,16 @@ def test_descriptor_set_is_the_current_one() -> None:
     assert committed == (REPO / "gateway" / "descriptor.pb").read_bytes(), (
         f"descriptor.pb is {STALE}"
     )
+
+
+def test_api_documents_are_the_current_ones() -> None:
+    committed = K8S / "base" / "gateway-docs"
+    current = REPO / "gateway" / "docs"
+    assert sorted(p.name for p in committed.iterdir()) == sorted(p.name for p in current.iterdir())
+    stale = [
+        p.name for p in current.iterdir() if p.read_bytes() != (committed / p.name).read_bytes()
+    ]
+    assert not stale, f"{stale} {STALE}"
 
 
 def test_admin_interface_stays_on_loopback() -> None:

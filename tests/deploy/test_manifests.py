@@ -4,6 +4,7 @@ network policies that select real pods."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -374,8 +375,9 @@ def test_gateway_mounts_its_rendered_config(manifests: list[Manifest]) -> None:
     spec = of_kind(manifests, "Deployment")["gateway"]["spec"]["template"]["spec"]
     (container,) = spec["containers"]
     config_map = of_kind(manifests, "ConfigMap")["gateway-config"]
-    (volume,) = [v for v in spec["volumes"] if "configMap" in v]
-    assert volume["configMap"]["name"] == "gateway-config"
+    (volume,) = [
+        v for v in spec["volumes"] if v.get("configMap", {}).get("name") == "gateway-config"
+    ]
     (mount,) = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
     files = {f"{mount['mountPath']}/{name}" for name in config_map["data"]} | {
         f"{mount['mountPath']}/{name}" for name in config_map["binaryData"]
@@ -389,6 +391,28 @@ def test_gateway_mounts_its_rendered_config(manifests: list[Manifest]) -> None:
         if f["name"] == "envoy.filters.http.grpc_json_transcoder"
     )
     assert transcoder["typed_config"]["proto_descriptor"] in files
+
+
+def test_gateway_mounts_the_api_documents_its_routes_answer(manifests: list[Manifest]) -> None:
+    spec = of_kind(manifests, "Deployment")["gateway"]["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    config_map = of_kind(manifests, "ConfigMap")["gateway-docs"]
+    (volume,) = [v for v in spec["volumes"] if v.get("configMap", {}).get("name") == "gateway-docs"]
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
+    files = {f"{mount['mountPath']}/{name}" for name in config_map.get("data", {})} | {
+        f"{mount['mountPath']}/{name}" for name in config_map.get("binaryData", {})
+    }
+    envoy = yaml.safe_load(of_kind(manifests, "ConfigMap")["gateway-config"]["data"]["envoy.json"])
+    manager = envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    routes = manager["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+    answered = {
+        route["direct_response"]["body"]["filename"]
+        for route in routes
+        if "filename" in route.get("direct_response", {}).get("body", {})
+    }
+    assert answered and answered <= files
+    # A ConfigMap holds at most 1 MiB.
+    assert len(json.dumps(config_map)) < 1024 * 1024
 
 
 def _policy_peers(policy: Manifest, direction: str) -> Iterator[tuple[dict[str, Any], Any]]:
