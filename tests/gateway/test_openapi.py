@@ -19,7 +19,8 @@ REDOCLY = "@redocly/cli@2.77.0"
 
 
 def _document() -> dict[str, Any]:
-    return json.loads(OPENAPI.read_text())
+    document: dict[str, Any] = json.loads(OPENAPI.read_text())
+    return document
 
 
 def test_document_matches_the_protos(tmp_path: Path) -> None:

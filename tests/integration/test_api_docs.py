@@ -37,7 +37,8 @@ SESSION_ENDING = ("Logout", "RevokeSession")
 
 
 def _document() -> dict[str, Any]:
-    return json.loads(OPENAPI.read_text())
+    document: dict[str, Any] = json.loads(OPENAPI.read_text())
+    return document
 
 
 def test_the_gateway_serves_the_document_and_the_docs_page(api: Api) -> None:

@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,25 +49,25 @@ class Cli:
             start_new_session=True,
         )
 
-    def ok(self, *args: str, **kwargs: str | dict[str, str]) -> str:
-        result = self.run(*args, **kwargs)  # type: ignore[arg-type]
+    def ok(self, *args: str, stdin: str = "", env: dict[str, str] | None = None) -> str:
+        result = self.run(*args, stdin=stdin, env=env)
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout
 
 
 @pytest.fixture
-def user(api: Api) -> dict[str, str]:
+def user(api: Api) -> dict[str, Any]:
     return api.register()
 
 
 @pytest.fixture
-def cli(stack: Stack, tmp_path: Path, user: dict[str, str]) -> Cli:
+def cli(stack: Stack, tmp_path: Path, user: dict[str, Any]) -> Cli:
     cli = Cli(stack.gateway_url, tmp_path / "config")
     cli.ok("login", "--email", user["user"]["email"], stdin=f"{user['password']}\n")
     return cli
 
 
-def test_login_keeps_the_token_for_the_user_only(cli: Cli, user: dict[str, str]) -> None:
+def test_login_keeps_the_token_for_the_user_only(cli: Cli, user: dict[str, Any]) -> None:
     tokens = Path(cli.env["XDG_CONFIG_HOME"]) / "marketsync" / "tokens.json"
     assert stat.S_IMODE(tokens.stat().st_mode) == 0o600
     assert user["password"] not in tokens.read_text()
@@ -75,7 +76,7 @@ def test_login_keeps_the_token_for_the_user_only(cli: Cli, user: dict[str, str])
 
 
 def test_a_wrong_password_prints_the_servers_message_and_exits_1(
-    stack: Stack, tmp_path: Path, user: dict[str, str]
+    stack: Stack, tmp_path: Path, user: dict[str, Any]
 ) -> None:
     cli = Cli(stack.gateway_url, tmp_path)
     result = cli.run(
