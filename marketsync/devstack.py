@@ -9,15 +9,18 @@ Each process gets only its own private keys (`Stack.private_env`); public keys a
 Every listener binds loopback only. Each child's output is relayed line by line, tagged with
 its name.
 A child that dies is started again after a backoff (as compose's `on-failure` would), so a local
-fault test does not take the stack down. SIGINT or SIGTERM stops all of them, newest first, and
-nothing is left running.
+fault test does not take the stack down. SIGINT or SIGTERM stops all of them at once, then
+PostgreSQL, within 5 s, and nothing is left running. One run at a time has a data directory: a
+second refuses, naming the first.
 """
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import ctypes
+import fcntl
 import json
 import logging
 import os
@@ -34,20 +37,21 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, TextIO
+from typing import IO, TextIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from marketsync.identity import EDDSA, HS256
 from marketsync.keys import private_key_from_text, private_key_text, public_key_text
-
-if TYPE_CHECKING:
-    from pgserver.postgres_server import PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 STOP_TIMEOUT_SECONDS = 15.0
+# Stopping the stack: every child gets STACK_STOP_SECONDS after SIGTERM, then SIGKILL; PostgreSQL
+# then gets POSTGRES_STOP_SECONDS for a fast shutdown and half a second for an immediate one.
+# Together within 5 s, as Ctrl-C promises.
+STACK_STOP_SECONDS = 2.0
+POSTGRES_STOP_SECONDS = 1.5
 # A crashed child waits 1, 2, 4 ... up to 30 s before each restart; a child that then runs for
 # a minute starts the count over.
 RESTART_BACKOFF_SECONDS = (1.0, 30.0)
@@ -82,14 +86,21 @@ class Child:
     restarts: int = 0
 
     def stop(self) -> None:
+        self.terminate()
+        self.wait(time.monotonic() + STOP_TIMEOUT_SECONDS)
+
+    def terminate(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.relay.join(timeout=2)
+
+    def wait(self, deadline: float) -> None:
+        """Wait for it to exit until `deadline` (time.monotonic), then kill it."""
+        try:
+            self.process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.relay.join(timeout=max(0.1, deadline - time.monotonic()))
 
 
 def _relay(name: str, stream: IO[bytes], sink: TextIO) -> None:
@@ -109,7 +120,8 @@ class Stack:
     private_env: dict[str, dict[str, str]] = field(default_factory=dict)
     log_sink: TextIO = sys.stdout
     children: list[Child] = field(default_factory=list)
-    postgres: PostgresServer | None = None
+    # The data directory of the PostgreSQL this stack runs itself, if it runs one.
+    postgres_data: Path | None = None
 
     def env_of(self, name: str) -> dict[str, str]:
         """The environment of the named process (auth, catalog, sync, scheduler)."""
@@ -155,12 +167,16 @@ class Stack:
         return fresh
 
     def stop(self) -> None:
-        for child in reversed(self.children):
-            child.stop()
+        """Stop every child at once, then PostgreSQL, whose clients they are."""
+        deadline = time.monotonic() + STACK_STOP_SECONDS
+        for child in self.children:
+            child.terminate()
+        for child in self.children:
+            child.wait(deadline)
         self.children.clear()
-        if self.postgres is not None:
-            self.postgres.cleanup()
-            self.postgres = None
+        if self.postgres_data is not None:
+            stop_postgres(self.postgres_data)
+            self.postgres_data = None
 
 
 def _dev_secret(data_dir: Path, name: str, make: Callable[[], str]) -> str:
@@ -287,14 +303,8 @@ def start_stack(
 def _start_backends(stack: Stack) -> None:
     env = stack.env
     if not env.get("CRED_DATABASE_URL"):
-        # pgserver logs every command it runs, output included, and warns about a
-        # platformdirs fallback that does not matter here.
-        logging.getLogger("pgserver").setLevel(logging.WARNING)
-        warnings.filterwarnings("ignore", "XDG_RUNTIME_DIR is not set")
-        import pgserver
-
-        stack.postgres = pgserver.get_server(stack.data_dir / "postgres", cleanup_mode="stop")
-        env["CRED_DATABASE_URL"] = stack.postgres.get_uri()
+        stack.postgres_data = stack.data_dir / "postgres"
+        env["CRED_DATABASE_URL"] = start_postgres(stack.postgres_data)
     if not env.get("DYNAMODB_ENDPOINT_URL"):
         port = free_port()
         env.setdefault("AWS_ACCESS_KEY_ID", "local")
@@ -336,6 +346,73 @@ def _start_services(stack: Stack) -> None:
     )
 
 
+def start_postgres(pgdata: Path) -> str:
+    """Start (or adopt) pgserver's PostgreSQL in `pgdata` and answer its URL. `stop_postgres`
+    stops it, not pgserver.
+
+    pgserver stops a server only when the last process in its `.handle_pids.json` lets go, so
+    one killed run, listed forever, kept the server alive after every later run. This process
+    takes itself off that list and off pgserver's exit hook at once, and drops what killed runs
+    left: their entries, and a `postmaster.pid` of a dead server (its pid maybe reused since).
+    """
+    # pgserver logs every command it runs, output included, and warns about a platformdirs
+    # fallback that does not matter here.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", "XDG_RUNTIME_DIR is not set")
+    import pgserver
+    from pgserver.utils import DiskList
+
+    postmaster_pid = _postmaster_pid(pgdata)
+    if postmaster_pid is not None and _process_name(postmaster_pid) != "postgres":
+        log.info("removing the postmaster.pid of a PostgreSQL that is gone")
+        (pgdata / "postmaster.pid").unlink()
+    registrations = DiskList(pgdata / ".handle_pids.json")
+    if registrations.path.exists():
+        registrations.put([pid for pid in registrations.get() if _process_name(pid) is not None])
+    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    atexit.unregister(server._cleanup)
+    registrations.get_and_remove(os.getpid())
+    return server.get_uri()
+
+
+def stop_postgres(pgdata: Path) -> None:
+    """A fast shutdown (clients disconnected), or an immediate one when that takes longer than
+    POSTGRES_STOP_SECONDS: pgserver's own stop may wait a minute."""
+    pid = _postmaster_pid(pgdata)
+    if pid is None:
+        return
+    for signum, seconds in ((signal.SIGINT, POSTGRES_STOP_SECONDS), (signal.SIGQUIT, 0.5)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+        deadline = time.monotonic() + seconds
+        while _process_name(pid) == "postgres" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _process_name(pid) != "postgres":
+            return
+    log.error("PostgreSQL (pid %s) ignored SIGQUIT; killing it", pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _postmaster_pid(pgdata: Path) -> int | None:
+    """The pid on the first line of `postmaster.pid`, None without one."""
+    try:
+        return int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _process_name(pid: int) -> str | None:
+    """The name of running process `pid`; None when there is none, or only its zombie (a server
+    pg_ctl started is reaped by init, whenever init gets to it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    name, _, state = stat.partition(" (")[2].rpartition(") ")
+    return None if state.startswith("Z") else name
+
+
 def spawn_gateway(stack: Stack, name: str, port: int, upstreams: Mapping[str, str]) -> Child:
     """Envoy on loopback `port` in front of the services at `upstreams` (auth, catalog, sync
     by name), its configuration rendered into the data directory."""
@@ -356,11 +433,46 @@ def spawn_gateway(stack: Stack, name: str, port: int, upstreams: Mapping[str, st
     return stack.spawn(name, envoy)
 
 
+def claim_data_dir(data_dir: Path) -> IO[str]:
+    """Lock `data_dir` for this run until the process ends, however it ends; exit naming the
+    run that holds it already. Keep the answer open for as long as the run lasts."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = (data_dir / "devstack.lock").open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "unknown"
+        lock.close()
+        raise SystemExit(
+            f"{data_dir} is in use by another `make run` (pid {holder}). Stop that one first "
+            "(Ctrl-C where it runs), or give this one a data directory of its own: "
+            "DATA_DIR=/some/dir make run"
+        ) from None
+    lock.truncate(0)
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """The first SIGINT or SIGTERM interrupts the start; later ones must not cut the stop short."""
+    _ignore_stop_signals()
+    raise KeyboardInterrupt
+
+
+def _ignore_stop_signals() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="devstack| %(message)s")
     data_dir = Path(os.environ.get("DATA_DIR", REPO / ".data"))
+    claim = claim_data_dir(data_dir)
     # Until the stack is up, Ctrl-C interrupts the start itself, which stops what had started.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
     stack: Stack | None = None
     try:
         stack = start_stack(data_dir)
@@ -371,20 +483,16 @@ def main() -> None:
     except KeyboardInterrupt:
         log.info("interrupted while starting")
     finally:
+        _ignore_stop_signals()
         if stack is not None:
             log.info("stopping")
             stack.stop()
         log.info("stopped")
+        claim.close()
 
 
 def _serve_until_stopped(stack: Stack, stopping: threading.Event) -> None:
-    summary = {
-        "gateway": stack.gateway_url,
-        "postgres": "embedded" if stack.postgres else "from CRED_DATABASE_URL",
-        "dynamodb": stack.env["DYNAMODB_ENDPOINT_URL"],
-    }
-    log.info("Marketplace Sync is up: %s", json.dumps(summary))
-    log.info("try: curl -s %s/healthz   (Ctrl-C stops everything)", stack.gateway_url)
+    log.info("%s", banner(stack))
     restart_at: dict[str, float] = {}
     while not stopping.wait(0.5):
         for child in list(stack.children):
@@ -404,6 +512,26 @@ def _serve_until_stopped(stack: Stack, stopping: threading.Event) -> None:
                 del restart_at[child.name]
                 stack.restart(child)
                 log.info("%s restarted", child.name)
+
+
+def banner(stack: Stack) -> str:
+    """What a person needs once the stack is up: where to go, what to watch, how to get in."""
+    url = stack.gateway_url
+    register = json.dumps(
+        {"email": "you@example.com", "password": "choose-a-password", "name": "You",
+         "organization_name": "My shop"}
+    )  # fmt: skip
+    cli = BIN / "marketsync"  # the command-line client, a console script of this project
+    return "\n".join(
+        [
+            "Marketplace Sync is up. Ctrl-C stops everything.",
+            f"  REST gateway   {url}",
+            f"  API docs       {url}/docs",
+            f"  sign up        curl -s {url}/api/auth/register -H 'content-type: application/json'"
+            f" -d '{register}'",
+            f"  log in         {cli} --url {url} login --email you@example.com",
+        ]
+    )
 
 
 def restart_delay(restarts: int) -> float:
