@@ -128,7 +128,9 @@ class Document:
                 "version": "v1",
                 "description": "The public REST API, transcoded by Envoy from the gRPC services"
                 " (generated from protos/ by `make openapi`). Identifiers are 64-bit integers"
-                " printed as strings; compare them as strings.",
+                " printed as strings; compare them as strings. Request bodies may also name"
+                " fields in lowerCamelCase; fields the API does not know are ignored (unknown"
+                " query parameters are refused).",
             },
             "servers": [{"url": "/", "description": "The gateway serving this document"}],
             "security": [{"bearer": []}],
@@ -246,9 +248,6 @@ class Document:
         required = [field.name for field in fields if output and not _has_presence(field)]
         if required:
             schema["required"] = required
-        if not output:
-            # reject_unknown_query_parameters aside, the transcoder refuses unknown body fields.
-            schema["additionalProperties"] = False
         return schema
 
     def _field_schema(self, field: descriptor_pb2.FieldDescriptorProto, output: bool) -> Any:
