@@ -71,6 +71,12 @@ ERROR_SCHEMA: dict[str, Any] = {
     },
 }
 
+# Envoy answers these itself (gateway/envoy_config.py): no proto describes them.
+GATEWAY_CHECKS = {
+    "/healthz": ("HealthCheck", "Envoy and every service behind it are serving"),
+    "/readyz": ("ReadinessCheck", "Envoy itself takes requests, whatever the services do"),
+}
+
 
 @dataclass(frozen=True)
 class Message:
@@ -80,7 +86,7 @@ class Message:
 
 
 class Document:
-    """Builds the document from the descriptor set, one operation per annotated public RPC."""
+    """Builds the document from the descriptor set: an operation per annotated public RPC."""
 
     def __init__(self, descriptors: descriptor_pb2.FileDescriptorSet) -> None:
         self.messages: dict[str, Message] = {}
@@ -121,6 +127,9 @@ class Document:
                     "summary": _summary(method.name, method_comment),
                     "description": method_comment or _summary(method.name, ""),
                 }
+        tags.append({"name": "Gateway", "description": "Envoy's own answers."})
+        for path, (operation_id, summary) in GATEWAY_CHECKS.items():
+            paths[path] = {"get": _gateway_check(operation_id, summary)}
         return {
             "openapi": "3.1.0",
             "info": {
@@ -264,6 +273,30 @@ class Document:
         if field.label == FieldType.LABEL_REPEATED:
             return {"type": "array", "items": item}
         return item
+
+
+def _gateway_check(operation_id: str, summary: str) -> dict[str, Any]:
+    serving = {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"const": "serving"}},
+    }
+    return {
+        "operationId": operation_id,
+        "tags": ["Gateway"],
+        "summary": summary,
+        "description": f"200 while {summary}; 503 otherwise.",
+        "security": [],
+        "responses": {
+            "200": {
+                "description": "Serving.",
+                "content": {"application/json": {"schema": serving}},
+            },
+            # Envoy refuses a malformed request on any path.
+            "400": {"$ref": "#/components/responses/Error"},
+            "503": {"$ref": "#/components/responses/Error"},
+        },
+    }
 
 
 def _messages(

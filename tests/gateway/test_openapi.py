@@ -76,7 +76,7 @@ def test_ids_are_strings_and_fields_keep_their_proto_names() -> None:
     assert "organization_name" in body["properties"]
 
 
-def test_only_register_and_login_need_no_token() -> None:
+def test_only_register_login_and_the_health_checks_need_no_token() -> None:
     document = _document()
     assert document["security"] == [{"bearer": []}]
     anonymous = {
@@ -85,7 +85,7 @@ def test_only_register_and_login_need_no_token() -> None:
         for operation in methods.values()
         if operation.get("security") == []
     }
-    assert anonymous == {"Register", "Login"}
+    assert anonymous == {"Register", "Login", "HealthCheck", "ReadinessCheck"}
 
 
 def test_get_fields_outside_the_path_are_query_parameters() -> None:
