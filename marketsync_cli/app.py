@@ -227,7 +227,9 @@ def _watch(api: Api, sync_id: str, interval: float) -> None:
                 progress.update(task, total=log["items_fetched"])
                 break
             time.sleep(interval)
-    console.print(f"Sync {sync_id} {log['status']}: {_counts(log)} in {log['duration_ms']} ms.")
+    seconds = log["duration_ms"] / 1000
+    rate = f", {log['items_fetched'] / seconds:,.0f}/s" if seconds else ""
+    console.print(f"Sync {sync_id} {log['status']}: {_counts(log)} in {seconds:.1f} s{rate}.")
     if log["status"] != "succeeded":
         raise ApiError(log["error"] or f"the sync ended {log['status']}")
 
