@@ -55,8 +55,7 @@ def test_every_object_is_in_the_namespace_and_the_image_is_pinned_by_digest(
                 assert manifest["metadata"]["namespace"] == NAMESPACE, manifest["metadata"]
         for name, template in pod_templates(manifests):
             for container in template["spec"]["containers"]:
-                if name != "gateway":
-                    assert BY_DIGEST.match(container["image"]), (name, container["image"])
+                assert BY_DIGEST.match(container["image"]), (name, container["image"])
 
 
 def test_each_workload_gets_its_own_role(renders: dict[str, list[Manifest]]) -> None:
