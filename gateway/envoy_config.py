@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from marketsync.service_auth import SERVICE_METADATA_KEY
 
@@ -274,6 +276,8 @@ def _access_log() -> dict[str, Any]:
                     "duration_ms": "%DURATION%",
                     "upstream": "%UPSTREAM_CLUSTER%",
                     "request_id": "%REQ(X-REQUEST-ID)%",
+                    # Empty unless tracing is on (add_tracing); the services log the same ids.
+                    "trace_id": "%TRACE_ID%",
                 }
             },
         },
@@ -539,6 +543,85 @@ def _overload_manager() -> dict[str, Any]:
     }
 
 
+# Envoy's spans go to the collector the services export to (marketsync.tracing), over OTLP/gRPC.
+TRACE_COLLECTOR_CLUSTER = "otlp_collector"
+GATEWAY_SERVICE_NAME = "marketsync-gateway"
+OTLP_GRPC_PORT = 4317
+
+
+def add_tracing(config: dict[str, Any], otlp_endpoint: str) -> None:
+    """Trace every REST request: Envoy starts a trace (or continues the caller's `traceparent`),
+    spans the call to the service and sends it `traceparent`, and exports its spans to the OTLP
+    collector at `otlp_endpoint` (`http://host:port`, or `https://` for TLS)."""
+    collector = urlsplit(otlp_endpoint)
+    if collector.scheme not in ("http", "https") or not collector.hostname:
+        raise ValueError(f"the OTLP endpoint is not http(s)://host[:port]: {otlp_endpoint!r}")
+    resources = config["static_resources"]
+    resources["clusters"].append(
+        _collector_cluster(
+            Upstream(collector.hostname, collector.port or OTLP_GRPC_PORT),
+            tls=collector.scheme == "https",
+        )
+    )
+    for listener in resources["listeners"]:
+        if listener["name"] == "rest":
+            for chain in listener["filter_chains"]:
+                for network_filter in chain["filters"]:
+                    network_filter["typed_config"]["tracing"] = _tracing()
+
+
+def _tracing() -> dict[str, Any]:
+    return {
+        "provider": {
+            "name": "envoy.tracers.opentelemetry",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+                "grpc_service": {
+                    "envoy_grpc": {"cluster_name": TRACE_COLLECTOR_CLUSTER},
+                    "timeout": "2s",
+                },
+                "service_name": GATEWAY_SERVICE_NAME,
+            },
+        },
+        # A client span for the call to the service besides the request's own span.
+        "spawn_upstream_span": True,
+    }
+
+
+def _collector_cluster(collector: Upstream, *, tls: bool) -> dict[str, Any]:
+    cluster: dict[str, Any] = {
+        "name": TRACE_COLLECTOR_CLUSTER,
+        "type": "STRICT_DNS",
+        "connect_timeout": "2s",
+        "dns_lookup_family": "V4_PREFERRED",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": _type("upstreams.http.v3.HttpProtocolOptions"),
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }
+        },
+        "load_assignment": {
+            "cluster_name": TRACE_COLLECTOR_CLUSTER,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {"endpoint": {"address": _socket(collector.host, collector.port)}}
+                    ]
+                }
+            ],
+        },
+    }
+    if tls:
+        cluster["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": _type("transport_sockets.tls.v3.UpstreamTlsContext"),
+                "sni": collector.host,
+            },
+        }
+    return cluster
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("output", type=Path)
@@ -549,6 +632,11 @@ def main() -> None:
     parser.add_argument("--docs", default="gateway/docs", help="directory of the API documents")
     for name in PUBLIC_SERVICES:
         parser.add_argument(f"--{name}", required=True, type=Upstream.parse, metavar="HOST:PORT")
+    parser.add_argument(
+        "--otlp-endpoint",
+        default=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+        help="trace to this OTLP/gRPC collector (default: $OTEL_EXPORTER_OTLP_ENDPOINT)",
+    )
     args = parser.parse_args()
     config = render(
         listen_host=args.listen_host,
@@ -558,6 +646,8 @@ def main() -> None:
         docs=args.docs,
         upstreams={name: getattr(args, name) for name in PUBLIC_SERVICES},
     )
+    if args.otlp_endpoint:
+        add_tracing(config, args.otlp_endpoint)
     args.output.write_text(json.dumps(config, indent=2) + "\n")
 
 

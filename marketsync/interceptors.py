@@ -35,6 +35,7 @@ from grpc import aio
 from marketsync.errors import DomainError, InvalidArgument, PermissionDenied, Unauthenticated
 from marketsync.identity import Identity, UserTokenKeys, VerifiedTokens, bind_identity
 from marketsync.keys import PublicKeys
+from marketsync.logs import REQUEST_ID_METADATA_KEY, request_id_bound
 from marketsync.service_auth import SERVICE_METADATA_KEY, verify_service_token
 
 log = logging.getLogger(__name__)
@@ -104,10 +105,19 @@ class AccessInterceptor(aio.ServerInterceptor):
 
     @asynccontextmanager
     async def _guard(self, method: str, context: aio.ServicerContext) -> AsyncIterator[None]:
-        reset = None
         metadata = dict(context.invocation_metadata() or ())
-        # Envoy's request id ties a service's log lines to the gateway's access log line.
-        where = {"method": method, "request_id": str(metadata.get("x-request-id", ""))}
+        # Envoy's request id ties every service's log lines to the gateway's access log line;
+        # internal calls pass it on (marketsync.service_auth).
+        with request_id_bound(str(metadata.get(REQUEST_ID_METADATA_KEY, ""))):
+            async with self._answering_errors(method, metadata, context):
+                yield
+
+    @asynccontextmanager
+    async def _answering_errors(
+        self, method: str, metadata: dict[str, Any], context: aio.ServicerContext
+    ) -> AsyncIterator[None]:
+        reset = None
+        where = {"method": method}
         try:
             identity = await self._authenticate(method, metadata)
             if identity is not None:
@@ -219,12 +229,13 @@ def _wrap_handler(handler: grpc.RpcMethodHandler, guard: Guard) -> grpc.RpcMetho
         # Bidirectional handlers here are async generators: each answer they yield is sent.
         answering = handler.stream_stream
 
+        # An async generator itself, as the tracing interceptor around it expects.
         async def respond_in_turn(
             requests: AsyncIterator[Any], context: aio.ServicerContext
-        ) -> None:
+        ) -> AsyncIterator[Any]:
             async with guard(context):
                 async for response in answering(_decoded_stream(requests), context):
-                    await context.write(response)
+                    yield response
 
         return grpc.stream_stream_rpc_method_handler(respond_in_turn, **codec)
     raise TypeError(f"{handler!r}: only unary, client-streaming and bidirectional RPCs are served")

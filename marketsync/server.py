@@ -21,6 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
+from marketsync import tracing
 from marketsync.config import MAX_MESSAGE_BYTES, ServiceSettings
 from marketsync.interceptors import AccessInterceptor, SessionChecker
 from marketsync.keepalive import DEFAULT_KEEPALIVE, Keepalive
@@ -84,8 +85,9 @@ def create_server(
     keepalive: Keepalive = DEFAULT_KEEPALIVE,
 ) -> Service:
     server = aio.server(
-        # Metrics first: they count what the access interceptor answers too.
-        interceptors=[ServerMetricsInterceptor(), access],
+        # Metrics first: they count what the access interceptor answers too. Tracing before
+        # access: the session check it makes belongs to the request's trace.
+        interceptors=[ServerMetricsInterceptor(), *tracing.server_interceptors(), access],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -160,6 +162,8 @@ async def serve(
         service_names=service_names,
         register=register,
     )
+    # Hooks run last to first: the spans of the other hooks are exported too.
+    service.on_stop.append(tracing.flush_spans)
     service.on_stop.extend(on_stop)
     await serve_until_stopped(
         service, settings.shutdown_grace_seconds, settings.shutdown_drain_seconds

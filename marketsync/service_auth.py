@@ -21,11 +21,13 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from grpc import aio
 
+from marketsync import tracing
 from marketsync.config import MAX_MESSAGE_BYTES
 from marketsync.errors import Unauthenticated
 from marketsync.identity import EDDSA
 from marketsync.keepalive import DEFAULT_KEEPALIVE, Keepalive
 from marketsync.keys import PublicKeys, key_id
+from marketsync.logs import REQUEST_ID_METADATA_KEY, current_request_id
 from marketsync.metrics import client_interceptors
 
 # Every address the name resolves to (a headless Service: each ready pod), calls spread over them
@@ -92,9 +94,16 @@ class _WithCredential:
     def __init__(self, credential: ServiceCredential) -> None:
         self._credential = credential
 
-    def _details(self, details: aio.ClientCallDetails) -> aio.ClientCallDetails:
+    def _details(
+        self, details: aio.ClientCallDetails, *, streaming: bool = False
+    ) -> aio.ClientCallDetails:
         metadata = aio.Metadata(*(details.metadata or ()))
         metadata.add(SERVICE_METADATA_KEY, self._credential.token())
+        if request_id := current_request_id():
+            metadata.add(REQUEST_ID_METADATA_KEY, request_id)
+        if streaming:
+            # Unary calls get theirs from the tracing interceptor (see marketsync.tracing).
+            tracing.inject_context(metadata)
         return aio.ClientCallDetails(
             details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
         )
@@ -119,7 +128,9 @@ class _StreamUnary(_WithCredential, aio.StreamUnaryClientInterceptor):
         client_call_details: aio.ClientCallDetails,
         request_iterator: Any,
     ) -> Any:
-        return await continuation(self._details(client_call_details), request_iterator)
+        return await continuation(
+            self._details(client_call_details, streaming=True), request_iterator
+        )
 
 
 class _StreamStream(_WithCredential, aio.StreamStreamClientInterceptor):
@@ -129,7 +140,9 @@ class _StreamStream(_WithCredential, aio.StreamStreamClientInterceptor):
         client_call_details: aio.ClientCallDetails,
         request_iterator: Any,
     ) -> Any:
-        return await continuation(self._details(client_call_details), request_iterator)
+        return await continuation(
+            self._details(client_call_details, streaming=True), request_iterator
+        )
 
 
 def grpc_target(address: str) -> str:
@@ -157,6 +170,7 @@ def internal_channel(
         options=options,
         interceptors=[
             *client_interceptors(),
+            *tracing.client_interceptors(),
             *(kind(credential) for kind in (_UnaryUnary, _StreamUnary, _StreamStream)),
         ],
     )

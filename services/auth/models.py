@@ -135,11 +135,24 @@ class SyncLog:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestOrigin:
+    """The request that queued a sync: its W3C `traceparent`, which the run's trace continues,
+    and its request id, which the run's log lines carry. Empty for scheduled syncs."""
+
+    traceparent: str = ""
+    request_id: str = ""
+
+
+NO_ORIGIN = RequestOrigin()
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimedSync:
     """A sync a replica now runs: `claim` is its lease, presented with heartbeats and outcome."""
 
     log: SyncLog
     claim: str
+    origin: RequestOrigin = NO_ORIGIN
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from marketsync.auth.v1 import auth_pb2, auth_pb2_grpc
 from marketsync.config import TokenIssuerSettings, load_settings
 from marketsync.logs import configure_logging
 from marketsync.server import serve
+from marketsync.tracing import configure_tracing
 from services.auth.accounts import Accounts
 from services.auth.credentials import Credentials
 from services.auth.database import open_pool
@@ -105,6 +106,7 @@ async def keep_house(accounts: Accounts, sync_logs: SyncLogs) -> None:
 async def main() -> None:
     settings = load_settings(AuthSettings)
     configure_logging("auth", settings.log_level)
+    configure_tracing("auth")
     await migrate(settings.cred_database_url)
     pool = await open_pool(
         settings.cred_database_url,

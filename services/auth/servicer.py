@@ -9,7 +9,9 @@ from grpc import aio
 from marketsync.auth.v1 import auth_pb2, auth_pb2_grpc
 from marketsync.convert import to_timestamp
 from marketsync.identity import Identity, current_identity
+from marketsync.logs import current_request_id
 from marketsync.sync.v1 import sync_pb2
+from marketsync.tracing import current_traceparent
 from services.auth.accounts import Accounts
 from services.auth.credentials import Credentials
 from services.auth.invitations import Invitations
@@ -20,6 +22,7 @@ from services.auth.models import (
     Member,
     Membership,
     ReceivedInvitation,
+    RequestOrigin,
     SyncCounts,
     SyncLog,
     User,
@@ -27,6 +30,9 @@ from services.auth.models import (
 from services.auth.organizations import Organizations
 from services.auth.sync_logs import SyncLogs
 from services.auth.throttle import client_address
+
+# Envoy's request ids are UUIDs; anything longer a caller sends is cut, not stored whole.
+MAX_REQUEST_ID_CHARS = 128
 
 
 def _user(user: User) -> auth_pb2.User:
@@ -330,6 +336,10 @@ class AuthInternalServicer(auth_pb2_grpc.AuthInternalServiceServicer):
             marketplace=request.marketplace,
             trigger=request.trigger,
             started_by=request.started_by_user_id or None,
+            # This call is part of the request that queued the sync; its run continues it.
+            origin=RequestOrigin(
+                current_traceparent(), current_request_id()[:MAX_REQUEST_ID_CHARS]
+            ),
         )
         return sync_log_message(log)
 
@@ -357,6 +367,8 @@ class AuthInternalServicer(auth_pb2_grpc.AuthInternalServiceServicer):
                     organization_id=c.log.organization_id,
                     log=sync_log_message(c.log),
                     claim=c.claim,
+                    traceparent=c.origin.traceparent,
+                    request_id=c.origin.request_id,
                 )
                 for c in claimed
             ]

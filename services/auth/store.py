@@ -20,6 +20,7 @@ from services.auth.models import (
     Organization,
     QueueState,
     ReceivedInvitation,
+    RequestOrigin,
     SessionInfo,
     SyncCounts,
     SyncLog,
@@ -460,18 +461,32 @@ async def lock_sync_slot(conn: Conn, *, organization_id: int, marketplace: str) 
 
 
 async def insert_queued_sync(
-    conn: Conn, *, organization_id: int, marketplace: str, trigger: str, started_by: int | None
+    conn: Conn,
+    *,
+    organization_id: int,
+    marketplace: str,
+    trigger: str,
+    started_by: int | None,
+    origin: RequestOrigin,
 ) -> SyncLog | None:
     """The new queued log, or None when one is already queued or running."""
     cursor = conn.cursor(row_factory=class_row(SyncLog))
     await cursor.execute(
         sql.SQL(
-            "INSERT INTO sync_logs (organization_id, marketplace, trigger, started_by)"
-            " VALUES (%s, %s, %s, %s)"
+            "INSERT INTO sync_logs"
+            " (organization_id, marketplace, trigger, started_by, traceparent, request_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (organization_id, marketplace) WHERE {active} DO NOTHING"
             " RETURNING {columns}"
         ).format(active=_ACTIVE, columns=_SYNC_COLUMNS),
-        (organization_id, marketplace, trigger, started_by),
+        (
+            organization_id,
+            marketplace,
+            trigger,
+            started_by,
+            origin.traceparent,
+            origin.request_id,
+        ),
     )
     return await cursor.fetchone()
 
@@ -512,7 +527,9 @@ async def requeue_expired(conn: Conn, *, lease: timedelta, policy: RetryPolicy, 
     return cursor.rowcount
 
 
-async def claim_syncs(conn: Conn, *, replica: str, limit: int) -> list[tuple[SyncLog, str]]:
+async def claim_syncs(
+    conn: Conn, *, replica: str, limit: int
+) -> list[tuple[SyncLog, str, RequestOrigin]]:
     """Up to `limit` queued logs that may run now, oldest first, made running under a new claim.
 
     SKIP LOCKED: replicas claiming at once each get other logs, without waiting on each other.
@@ -523,11 +540,14 @@ async def claim_syncs(conn: Conn, *, replica: str, limit: int) -> list[tuple[Syn
             " claim = gen_random_uuid(), replica = %s, started_at = now(), heartbeat_at = now()"
             " WHERE id IN (SELECT id FROM sync_logs WHERE status = 'queued' AND run_after <= now()"
             "   ORDER BY run_after, id LIMIT %s FOR UPDATE SKIP LOCKED)"
-            " RETURNING claim::text, {}"
+            " RETURNING claim::text, traceparent, request_id, {}"
         ).format(_SYNC_COLUMNS),
         (replica, limit),
     )
-    claimed = [(SyncLog(*row[1:]), str(row[0])) for row in await cursor.fetchall()]
+    claimed = [
+        (SyncLog(*row[3:]), str(row[0]), RequestOrigin(row[1], row[2]))
+        for row in await cursor.fetchall()
+    ]
     return sorted(claimed, key=lambda pair: pair[0].id)
 
 

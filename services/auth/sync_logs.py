@@ -21,7 +21,15 @@ from psycopg_pool import AsyncConnectionPool
 from marketsync.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from services.auth import store
 from services.auth.credentials import usable, validate_marketplace
-from services.auth.models import ClaimedSync, DueSync, SyncCounts, SyncLog, SyncLogPage
+from services.auth.models import (
+    NO_ORIGIN,
+    ClaimedSync,
+    DueSync,
+    RequestOrigin,
+    SyncCounts,
+    SyncLog,
+    SyncLogPage,
+)
 
 DEAD_SYNC_ERROR = "the sync service running it stopped responding"
 TRIGGERS = ("manual", "scheduled")
@@ -47,10 +55,17 @@ class SyncLogs:
         self._policy = policy
 
     async def enqueue(
-        self, *, organization_id: int, marketplace: str, trigger: str, started_by: int | None
+        self,
+        *,
+        organization_id: int,
+        marketplace: str,
+        trigger: str,
+        started_by: int | None,
+        origin: RequestOrigin = NO_ORIGIN,
     ) -> SyncLog:
         """Queue a sync; FailedPrecondition without active credentials, AlreadyExists while a
-        sync of that marketplace is queued or running for the organization."""
+        sync of that marketplace is queued or running for the organization. Its run will carry
+        `origin`, the request that queued it."""
         validate_marketplace(marketplace)
         if trigger not in TRIGGERS:
             raise InvalidArgument(f"trigger: {trigger!r} is not one of {', '.join(TRIGGERS)}")
@@ -67,6 +82,7 @@ class SyncLogs:
                 marketplace=marketplace,
                 trigger=trigger,
                 started_by=started_by,
+                origin=origin,
             )
         if log is None:
             raise AlreadyExists(
@@ -94,7 +110,7 @@ class SyncLogs:
         async with self._pool.connection() as conn, conn.transaction():
             await self._requeue_expired(conn)
             claimed = await store.claim_syncs(conn, replica=replica, limit=max_syncs)
-        return tuple(ClaimedSync(log, claim) for log, claim in claimed)
+        return tuple(ClaimedSync(log, claim, origin) for log, claim, origin in claimed)
 
     async def requeue_expired(self) -> int:
         """Put runs whose lease ran out back in the queue (or fail them after their last

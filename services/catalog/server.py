@@ -19,6 +19,7 @@ from marketsync.page_tokens import derive_key
 from marketsync.server import serve
 from marketsync.service_auth import ServiceCredential, internal_channel
 from marketsync.sessions import RemoteSessionChecker
+from marketsync.tracing import configure_tracing
 from services.catalog.capacity import indexes_of, meter_dynamodb
 from services.catalog.dynamo import make_dynamodb_client
 from services.catalog.servicer import CatalogInternalServicer, CatalogServicer
@@ -54,6 +55,7 @@ class CatalogSettings(ServiceSettings):
 async def main() -> None:
     settings = load_settings(CatalogSettings)
     configure_logging("catalog", settings.log_level)
+    configure_tracing("catalog")
     client = make_dynamodb_client(settings.aws_region, settings.dynamodb_endpoint_url)
     # A local DynamoDB server bills nothing: its units are counted from the items' sizes.
     meter_dynamodb(client, indexes_of(TABLE_DEFINITION), billed=not settings.dynamodb_endpoint_url)

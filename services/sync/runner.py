@@ -27,8 +27,10 @@ from grpc import aio
 from marketsync.auth.v1 import auth_pb2, auth_pb2_grpc
 from marketsync.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from marketsync.errors import InvalidArgument
+from marketsync.logs import request_id_bound
 from marketsync.marketplaces import MARKETPLACES
 from marketsync.sync.v1 import sync_pb2
+from marketsync.tracing import continued_span
 from services.sync.marketplaces import (
     CatalogPage,
     Enrichment,
@@ -261,7 +263,7 @@ class SyncWorker:
             log.warning("could not claim queued syncs", extra={"detail": exc.details()})
             return
         for claimed in answer.claimed:
-            task = asyncio.create_task(self._run(claimed))
+            task = asyncio.create_task(self._run_for_origin(claimed))
             self._runs.add(task)
             task.add_done_callback(self._run_ended)
 
@@ -277,6 +279,18 @@ class SyncWorker:
         for task in list(self._runs):
             task.cancel()
         await asyncio.gather(*self._runs, return_exceptions=True)
+
+    async def _run_for_origin(self, claimed: auth_pb2.ClaimedSync) -> None:
+        """Run as part of the request that queued the sync: in its trace, with its request id."""
+        attributes = {
+            "marketsync.sync_id": claimed.log.sync_id,
+            "marketsync.marketplace": claimed.log.marketplace,
+        }
+        with (
+            continued_span("sync run", claimed.traceparent, attributes),
+            request_id_bound(claimed.request_id),
+        ):
+            await self._run(claimed)
 
     async def _run(self, claimed: auth_pb2.ClaimedSync) -> None:
         run = _Run(claimed.organization_id, claimed.log.sync_id, claimed.claim)

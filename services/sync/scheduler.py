@@ -20,6 +20,7 @@ from marketsync.auth.v1 import auth_pb2, auth_pb2_grpc
 from marketsync.config import PrivateKey, load_settings
 from marketsync.logs import configure_logging
 from marketsync.service_auth import ServiceCredential, internal_channel
+from marketsync.tracing import configure_tracing, flush_spans
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +41,19 @@ class SchedulerSettings(BaseSettings):
 async def main() -> None:
     settings = load_settings(SchedulerSettings)
     configure_logging("scheduler", settings.log_level)
+    configure_tracing("scheduler")
     credential = ServiceCredential(settings.service_private_key, "scheduler")
-    async with internal_channel(settings.auth_address, credential) as channel:
-        answer = await auth_pb2_grpc.AuthInternalServiceStub(channel).EnqueueDueSyncs(
-            auth_pb2.EnqueueDueSyncsRequest(
-                interval_seconds=settings.sync_interval_seconds,
-                jitter_seconds=settings.sync_jitter_seconds,
-            ),
-            timeout=60,
-        )
+    try:
+        async with internal_channel(settings.auth_address, credential) as channel:
+            answer = await auth_pb2_grpc.AuthInternalServiceStub(channel).EnqueueDueSyncs(
+                auth_pb2.EnqueueDueSyncsRequest(
+                    interval_seconds=settings.sync_interval_seconds,
+                    jitter_seconds=settings.sync_jitter_seconds,
+                ),
+                timeout=60,
+            )
+    finally:
+        await flush_spans()
     log.info("queued due syncs", extra={"count": len(answer.queued)})
 
 

@@ -24,6 +24,7 @@ from marketsync.server import serve
 from marketsync.service_auth import ServiceCredential, internal_channel
 from marketsync.sessions import RemoteSessionChecker
 from marketsync.sync.v1 import sync_pb2, sync_pb2_grpc
+from marketsync.tracing import configure_tracing
 from services.sync.marketplaces import (
     AMAZON,
     AmazonCatalog,
@@ -103,6 +104,7 @@ async def schedule_forever(worker: SyncWorker, interval: int, jitter: int) -> No
 async def main() -> None:
     settings = load_settings(SyncSettings)
     configure_logging("sync", settings.log_level)
+    configure_tracing("sync")
     credential = ServiceCredential(settings.service_private_key, "sync")
     auth_channel = internal_channel(settings.auth_address, credential)
     catalog_channel = internal_channel(settings.catalog_address, credential)

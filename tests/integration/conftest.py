@@ -18,11 +18,12 @@ import httpx
 import pytest
 
 from marketsync.devstack import Stack, free_port, start_stack
+from tests.integration.trace_collector import TraceCollector
 
 _unique = itertools.count(1)
 
 
-class _LogTail(io.TextIOBase):
+class LogTail(io.TextIOBase):
     """Keeps the stack's output; it is printed when the session fails to start."""
 
     def __init__(self) -> None:
@@ -35,10 +36,20 @@ class _LogTail(io.TextIOBase):
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def trace_collector() -> Iterator[TraceCollector]:
+    collector = TraceCollector()
+    collector.start()
+    yield collector
+    collector.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, trace_collector: TraceCollector
+) -> Iterator[Stack]:
     # pgserver's unix socket lives in the data directory: keep its path short.
     data_dir = Path(tmp_path_factory.mktemp("stack"))
-    tail = _LogTail()
+    tail = LogTail()
     overrides = {
         "GATEWAY_PORT": str(free_port()),
         "BCRYPT_ROUNDS": "4",  # the cost factor is config; tests need not pay production's
@@ -52,6 +63,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         # of logins and registrations would throttle the suite; test_auth_rate_limit.py runs
         # an auth with a low limit of its own.
         "LOGIN_RATE_BURST": "100000",
+        # Every process, Envoy too, exports its spans to the session's collector, in batches
+        # sent every 200 ms (test_tracing.py).
+        "OTEL_EXPORTER_OTLP_ENDPOINT": trace_collector.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
     }
     try:
         running = start_stack(data_dir, overrides, log_sink=tail)

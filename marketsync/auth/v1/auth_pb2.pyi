@@ -433,14 +433,18 @@ class ClaimSyncsRequest(_message.Message):
     def __init__(self, replica: _Optional[str] = ..., max_syncs: _Optional[int] = ...) -> None: ...
 
 class ClaimedSync(_message.Message):
-    __slots__ = ("organization_id", "log", "claim")
+    __slots__ = ("organization_id", "log", "claim", "traceparent", "request_id")
     ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     LOG_FIELD_NUMBER: _ClassVar[int]
     CLAIM_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     organization_id: int
     log: _sync_pb2.SyncLog
     claim: str
-    def __init__(self, organization_id: _Optional[int] = ..., log: _Optional[_Union[_sync_pb2.SyncLog, _Mapping]] = ..., claim: _Optional[str] = ...) -> None: ...
+    traceparent: str
+    request_id: str
+    def __init__(self, organization_id: _Optional[int] = ..., log: _Optional[_Union[_sync_pb2.SyncLog, _Mapping]] = ..., claim: _Optional[str] = ..., traceparent: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ClaimSyncsResponse(_message.Message):
     __slots__ = ("claimed",)

@@ -1,0 +1,115 @@
+"""Distributed traces: W3C `traceparent` from Envoy through every service and internal call.
+
+On only where OTEL_EXPORTER_OTLP_ENDPOINT is set: each process then exports its spans with OTLP
+over gRPC, as `marketsync-<name>` (the SDK's own variables tune the rest, OTEL_BSP_SCHEDULE_DELAY
+and the like). Unset, no tracer provider, exporter or interceptor is installed at all, so a call
+costs nothing extra and no `traceparent` is sent.
+
+Spans come from OpenTelemetry's gRPC instrumentation: a server span for every RPC but health and
+reflection, a client span for every unary internal call. Its streaming client interceptors
+answer a stream call with an async generator instead of the call, which breaks the reader/writer
+API sync writes products with, so streaming calls carry the caller's context without a client
+span of their own (`inject_context`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+
+from grpc import aio
+from opentelemetry import context, propagate, trace
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
+from opentelemetry.instrumentation.grpc.filters import any_of, negate, service_prefix
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+ENDPOINT_VARIABLE = "OTEL_EXPORTER_OTLP_ENDPOINT"
+SERVICE_NAME_PREFIX = "marketsync-"
+TRACEPARENT = "traceparent"
+# Probes and tooling, not work: a trace per Kubernetes probe would drown the real ones.
+_UNTRACED_SERVICES = ("grpc.health.", "grpc.reflection.")
+
+
+def configure_tracing(process: str) -> None:
+    """Export this process's spans as `marketsync-<process>` when the endpoint is set."""
+    if not os.environ.get(ENDPOINT_VARIABLE):
+        return
+    provider = TracerProvider(
+        resource=Resource.create({SERVICE_NAME: SERVICE_NAME_PREFIX + process})
+    )
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+
+
+def _provider() -> TracerProvider | None:
+    provider = trace.get_tracer_provider()
+    return provider if isinstance(provider, TracerProvider) else None
+
+
+def tracing_enabled() -> bool:
+    return _provider() is not None
+
+
+async def flush_spans() -> None:
+    """Export what is still batched; a stopping process would lose its last spans."""
+    provider = _provider()
+    if provider is not None:
+        provider.shutdown()
+
+
+def server_interceptors() -> list[aio.ServerInterceptor]:
+    if not tracing_enabled():
+        return []
+    traced = negate(any_of(*(service_prefix(prefix) for prefix in _UNTRACED_SERVICES)))
+    return [aio_server_interceptor(filter_=traced)]
+
+
+def client_interceptors() -> list[aio.ClientInterceptor]:
+    """Client spans for unary calls (see the module's docstring for streaming ones)."""
+    if not tracing_enabled():
+        return []
+    return [
+        interceptor
+        for interceptor in aio_client_interceptors()
+        if isinstance(interceptor, aio.UnaryUnaryClientInterceptor)
+    ]
+
+
+def inject_context(metadata: aio.Metadata) -> None:
+    """Add the current trace context to a streaming call's metadata."""
+    if tracing_enabled():
+        propagate.inject(metadata)
+
+
+def current_traceparent() -> str:
+    """The current span's `traceparent`, to be continued later (a queued sync's run); "" when
+    there is none."""
+    carrier: MutableMapping[str, str] = {}
+    if tracing_enabled():
+        propagate.inject(carrier)
+    return carrier.get(TRACEPARENT, "")
+
+
+@contextmanager
+def continued_span(
+    name: str, traceparent: str, attributes: Mapping[str, str | int] | None = None
+) -> Iterator[None]:
+    """A span of work done later on behalf of a request: a child of the `traceparent` it left,
+    or a trace of its own without one."""
+    if not tracing_enabled():
+        yield
+        return
+    parent = propagate.extract({TRACEPARENT: traceparent}) if traceparent else context.Context()
+    tracer = trace.get_tracer(__name__)
+    with tracer.start_as_current_span(name, context=parent, attributes=attributes):
+        yield
+
+
+def current_trace_id() -> str:
+    """The current trace's id in hex, as trace backends show it; "" outside a trace."""
+    span_context = trace.get_current_span().get_span_context()
+    return trace.format_trace_id(span_context.trace_id) if span_context.is_valid else ""
