@@ -182,17 +182,16 @@ class Document:
             self._parameter(request, fields[name], "path", required=True) for name in path_fields
         ]
         operation: dict[str, Any] = {"operationId": method.name, "tags": [tag]}
+        # Not required: the transcoder takes a missing body for an empty message.
         if rule.body == "*":
             rest = [field for field in request.proto.field if field.name not in path_fields]
             operation["requestBody"] = {
-                "required": True,
                 "content": {"application/json": {"schema": self._object(request, rest, False)}},
             }
         else:
             if rule.body:
                 body_field = fields[rule.body]
                 operation["requestBody"] = {
-                    "required": True,
                     "content": {
                         "application/json": {"schema": self._field_schema(body_field, False)}
                     },
