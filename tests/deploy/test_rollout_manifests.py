@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.envoy_config import DNS_REFRESH_SECONDS
+from tests.deploy.conftest import K8S
 from tests.deploy.kustomize_subset import Manifest
 from tests.deploy.test_manifests import GRPC_SERVICES, env_of, of_kind
 
@@ -143,3 +144,12 @@ def test_the_pod_identity_agent_is_reachable_with_its_component_only(
         {("catalog", 80), ("catalog-tables", 80)} if "aws-pod-identity" in components else set()
     )
     assert _egress_to(manifests, POD_IDENTITY_AGENT) == expected
+
+
+def test_the_readme_releases_the_jobs_before_the_deployments() -> None:
+    readme = (K8S / "README.md").read_text()
+    commands = re.findall(r"^kubectl .*$", readme, flags=re.MULTILINE)
+    jobs = next(i for i, c in enumerate(commands) if "apply" in c and "jobs" in c)
+    waited = next(i for i, c in enumerate(commands) if "wait --for=condition=complete" in c)
+    app = next(i for i, c in enumerate(commands) if "apply" in c and "jobs" not in c and "-k" in c)
+    assert jobs < waited < app, commands
