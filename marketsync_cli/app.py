@@ -22,15 +22,12 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
-    ProgressColumn,
     SpinnerColumn,
-    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
-from rich.text import Text
 
 from marketsync_cli.client import Api, ApiError
 from marketsync_cli.tokens import save_token, token_for
@@ -196,14 +193,6 @@ def start_sync(
         _watch(api, sync_id, interval)
 
 
-class RateColumn(ProgressColumn):
-    """Products fetched a second."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f}/s" if speed else "-/s", style="progress.data.speed")
-
-
 def _watch(api: Api, sync_id: str, interval: float) -> None:
     # The API knows no total before a sync ends, so the bar pulses and shows no ETA.
     progress = Progress(
@@ -211,20 +200,25 @@ def _watch(api: Api, sync_id: str, interval: float) -> None:
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.fields[counts]}"),
-        RateColumn(),
+        TextColumn("{task.fields[rate]}", style="progress.data.speed"),
         TimeElapsedColumn(),
         console=console,
     )
+    first_seen: tuple[float, int] | None = None  # when and how many, once it fetched any
     with progress:
-        task = progress.add_task("queued", total=None, counts="")
+        task = progress.add_task("queued", total=None, counts="", rate="")
         while True:
             log = api.call("GET", f"/api/sync/{sync_id}")
+            now, fetched = time.monotonic(), log["items_fetched"]
+            first_seen = first_seen or ((now, fetched) if fetched else None)
+            rate = ""
+            if first_seen and now > first_seen[0] and fetched > first_seen[1]:
+                rate = f"{(fetched - first_seen[1]) / (now - first_seen[0]):,.0f}/s"
             progress.update(
-                task, description=log["status"], completed=log["items_fetched"],
-                counts=_counts(log),
-            )  # fmt: skip
+                task, description=log["status"], completed=fetched, counts=_counts(log), rate=rate
+            )
             if log["status"] in FINAL_STATUSES:
-                progress.update(task, total=log["items_fetched"])
+                progress.update(task, total=fetched)
                 break
             time.sleep(interval)
     seconds = log["duration_ms"] / 1000
