@@ -1,5 +1,5 @@
 """The `marketsync` command: log in, manage credentials, run syncs and move products through the
-gateway's REST API (/work/shared/contract/rest-api.md, served as /openapi.json and /docs)."""
+gateway's REST API (the REST contract, which the gateway serves as /openapi.json and /docs)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from marketsync_cli.client import Api, ApiError
 from marketsync_cli.tokens import save_token, token_for
@@ -65,7 +66,8 @@ products_app = typer.Typer(help="The catalog's products.")
 app.add_typer(credentials_app, name="credentials", no_args_is_help=True)
 app.add_typer(sync_app, name="sync", no_args_is_help=True)
 app.add_typer(products_app, name="products", no_args_is_help=True)
-console = Console()
+# Server text (titles, messages) is printed as it is: never read as rich markup.
+console = Console(markup=False)
 
 
 def run() -> None:
@@ -73,7 +75,7 @@ def run() -> None:
     try:
         app()
     except ApiError as error:
-        Console(stderr=True).print(f"[red]error:[/red] {error}", highlight=False)
+        Console(stderr=True).print(Text.assemble(("error: ", "red"), str(error)))
         sys.exit(1)
 
 

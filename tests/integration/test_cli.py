@@ -145,3 +145,14 @@ def test_import_upserts_in_batches_and_names_what_failed(cli: Cli, tmp_path: Pat
     again = cli.ok("products", "import", str(csv_file))
     assert "5 upserted (5 unchanged), 0 failed" in again
     assert json.loads(cli.ok("products", "get", "CLI-3"))["title"] == "Imported 3"
+
+
+def test_server_text_is_printed_as_it_is(cli: Cli, tmp_path: Path) -> None:
+    product = {"sku": "CLI-[x]", "title": "[/bold] [red]Odd", "price": "1.00", "currency": "USD"}
+    jsonl = tmp_path / "odd.jsonl"
+    jsonl.write_text(json.dumps(product) + "\n")
+    cli.ok("products", "import", str(jsonl))
+    assert "[/bold] [red]Odd" in cli.ok("products", "list")
+    missing = cli.run("products", "get", "[/nope]")
+    assert missing.returncode == 1
+    assert "[/nope]" in missing.stderr
