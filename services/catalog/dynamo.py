@@ -26,7 +26,7 @@ MAX_BATCH_WRITE_ITEMS = 25
 MAX_BATCH_GET_KEYS = 100
 # botocore's own attempts per call; our batch loops retry unprocessed items on top of these.
 CLIENT_MAX_ATTEMPTS = 5
-CLIENT_POOL_CONNECTIONS = 32
+CLIENT_POOL_CONNECTIONS = 64
 
 THROTTLING_CODES = frozenset(
     {

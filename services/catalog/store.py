@@ -99,11 +99,11 @@ FILTERED_QUERY_LIMIT = 100
 # A filtered page reads at most this many products; if it fills no page by then, it answers
 # the products it found with a token to go on, so no request scans a whole organization.
 MAX_SCANNED_PER_PAGE = 1000
-# Conditional puts of a batch go one product a request, so they go side by side; half the
-# client's connections leaves the rest to the batch's other calls and to other requests.
-CONDITIONAL_WRITERS = CLIENT_POOL_CONNECTIONS // 2
-# BatchWriteItem calls of one batch in flight at once: a thousand products are 40 calls.
-BATCH_WRITERS = 4
+# Calls in flight for every batch this process writes at once (a catalog serves many syncs'
+# batches side by side): conditional puts go one product a call, BatchWriteItem 25 products a
+# call. A quarter of the client's connections each leaves the rest to reads.
+CONDITIONAL_WRITERS = CLIENT_POOL_CONNECTIONS // 4
+BATCH_WRITERS = CLIENT_POOL_CONNECTIONS // 4
 _LIST_QUERY = "catalog.products"
 
 Key = tuple[str, str]  # (PK, SK)
@@ -676,7 +676,7 @@ class ProductStore:
         deadline: float,
         before_each_call: Callable[[], None] = lambda: None,
     ) -> tuple[dict[str, str], int]:
-        """Send write requests 25 a call, BATCH_WRITERS calls at once, retrying unprocessed
+        """Send write requests 25 a call, side by side on the batch writers, retrying unprocessed
         ones until the deadline.
 
         Returns the SKUs whose requests were not all written, with the reason, and the number
