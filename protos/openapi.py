@@ -95,6 +95,7 @@ class Document:
             self._index(file)
         # Schema name -> schema; a message seen in requests and answers has one of each.
         self.schemas: dict[str, dict[str, Any]] = {}
+        self.schema_sources: dict[str, str] = {}  # schema name -> its message's full name
 
     def _index(self, file: descriptor_pb2.FileDescriptorProto) -> None:
         comments = {
@@ -234,6 +235,9 @@ class Document:
             return dict(WELL_KNOWN[type_name])
         message = self.messages[type_name]
         name = message.proto.name if output else f"{message.proto.name}Input"
+        # Schemas are named without their package: two public messages may not share a name.
+        if self.schema_sources.setdefault(name, type_name) != type_name:
+            raise SystemExit(f"{type_name} and {self.schema_sources[name]} are both {name}")
         if name not in self.schemas:
             self.schemas[name] = {}  # a recursive message refers to itself
             self.schemas[name] = self._object(message, list(message.proto.field), output)
