@@ -14,6 +14,7 @@ span of their own (`inject_context`).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
@@ -55,10 +56,11 @@ def tracing_enabled() -> bool:
 
 
 async def flush_spans() -> None:
-    """Export what is still batched; a stopping process would lose its last spans."""
+    """Export what is still batched; a stopping process would lose its last spans. In a thread:
+    an unreachable collector holds it for the exporter's timeout (OTEL_EXPORTER_OTLP_TIMEOUT)."""
     provider = _provider()
     if provider is not None:
-        provider.shutdown()
+        await asyncio.to_thread(provider.shutdown)
 
 
 def server_interceptors() -> list[aio.ServerInterceptor]:
