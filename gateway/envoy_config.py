@@ -11,7 +11,11 @@ and are disconnected), a request is buffered in Envoy until complete (an unfinis
 reaches a service), each cluster has its own circuit breakers, and the overload manager caps
 connections and memory for the whole process.
 
-Usage: python -m gateway.envoy_config OUTPUT.json --port 8080 --admin-port 9901
+Prometheus scrapes Envoy's own stats on a listener of their own (`--stats-port`), which
+answers `GET /stats/prometheus` from the admin interface and nothing else: the admin interface
+itself, which can change and stop Envoy, stays on loopback.
+
+Usage: python -m gateway.envoy_config OUTPUT.json --port 8080 --admin-port 9901 --stats-port 9902
        --descriptor gateway/descriptor.pb --auth HOST:PORT --catalog HOST:PORT --sync HOST:PORT
 """
 
@@ -177,6 +181,72 @@ def render(
             "clusters": [_cluster(name, upstreams[name]) for name in PUBLIC_SERVICES],
         },
         "overload_manager": _overload_manager(),
+    }
+
+
+# The one admin path the stats listener answers, and the cluster it reaches the admin through.
+STATS_PATH = "/stats/prometheus"
+ADMIN_CLUSTER = "admin"
+CONNECTION_MANAGER = "envoy.filters.network.http_connection_manager"
+
+
+def add_stats_listener(config: dict[str, Any], listen_host: str, stats_port: int) -> None:
+    """Serve `GET /stats/prometheus` on `stats_port`, from the admin interface of `config`."""
+    admin = config["admin"]["address"]["socket_address"]
+    admin_endpoint = {"endpoint": {"address": _socket(admin["address"], admin["port_value"])}}
+    resources = config["static_resources"]
+    resources["listeners"].append(_stats_listener(listen_host, stats_port))
+    resources["clusters"].append(
+        {
+            "name": ADMIN_CLUSTER,
+            "type": "STATIC",
+            "connect_timeout": "1s",
+            "load_assignment": {
+                "cluster_name": ADMIN_CLUSTER,
+                "endpoints": [{"lb_endpoints": [admin_endpoint]}],
+            },
+        }
+    )
+
+
+def _stats_listener(host: str, port: int) -> dict[str, Any]:
+    routes = [
+        {
+            "match": {
+                "path": STATS_PATH,
+                "headers": [{"name": ":method", "string_match": {"exact": "GET"}}],
+            },
+            "route": {"cluster": ADMIN_CLUSTER, "timeout": "10s"},
+        },
+        {
+            "match": {"prefix": "/"},
+            "direct_response": {"status": 404, "body": {"inline_string": "no such path"}},
+        },
+    ]
+    manager = {
+        "@type": _type("filters.network.http_connection_manager.v3.HttpConnectionManager"),
+        "stat_prefix": "stats",
+        "codec_type": "HTTP1",
+        # The path is matched as normalized: no /stats/prometheus/../quitquitquit reaches the
+        # admin interface.
+        "normalize_path": True,
+        "merge_slashes": True,
+        "path_with_escaped_slashes_action": "REJECT_REQUEST",
+        "route_config": {
+            "name": "stats",
+            "virtual_hosts": [{"name": "stats", "domains": ["*"], "routes": routes}],
+        },
+        "http_filters": [
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": {"@type": _type("filters.http.router.v3.Router")},
+            }
+        ],
+    }
+    return {
+        "name": "stats",
+        "address": _socket(host, port),
+        "filter_chains": [{"filters": [{"name": CONNECTION_MANAGER, "typed_config": manager}]}],
     }
 
 
@@ -628,6 +698,7 @@ def main() -> None:
     parser.add_argument("--listen-host", default="0.0.0.0")  # noqa: S104 - Envoy is the public edge
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--admin-port", type=int, default=9901)
+    parser.add_argument("--stats-port", type=int, help="serve GET /stats/prometheus on this port")
     parser.add_argument("--descriptor", default="gateway/descriptor.pb")
     parser.add_argument("--docs", default="gateway/docs", help="directory of the API documents")
     for name in PUBLIC_SERVICES:
@@ -648,6 +719,8 @@ def main() -> None:
     )
     if args.otlp_endpoint:
         add_tracing(config, args.otlp_endpoint)
+    if args.stats_port is not None:
+        add_stats_listener(config, args.listen_host, args.stats_port)
     args.output.write_text(json.dumps(config, indent=2) + "\n")
 
 

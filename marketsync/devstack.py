@@ -7,7 +7,8 @@ are kept in the data directory so tokens and stored credentials survive a restar
 key pairs are always the data directory's: one variable cannot hold each service's own key.
 Each process gets only its own private keys (`Stack.private_env`); public keys are shared.
 Every listener binds loopback only. Each child's output is relayed line by line, tagged with
-its name.
+its name. Each service and Envoy get a metrics port of their own; `DATA_DIR/endpoints.json` names
+every process's addresses (no secrets), so tools and tests find them without parsing logs.
 A child that dies is started again after a backoff (as compose's `on-failure` would), so a local
 fault test does not take the stack down. SIGINT or SIGTERM stops all of them at once, then
 PostgreSQL, within 5 s, and nothing is left running. One run at a time has a data directory: a
@@ -37,9 +38,11 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TextIO
+from typing import IO, Any, TextIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
 from marketsync.identity import EDDSA, HS256
 from marketsync.keys import private_key_from_text, private_key_text, public_key_text
 
@@ -122,6 +125,8 @@ class Stack:
     children: list[Child] = field(default_factory=list)
     # The data directory of the PostgreSQL this stack runs itself, if it runs one.
     postgres_data: Path | None = None
+    # What `endpoints.json` says: each process's addresses, by name.
+    endpoints: dict[str, Any] = field(default_factory=dict)
 
     def env_of(self, name: str) -> dict[str, str]:
         """The environment of the named process (auth, catalog, sync, scheduler)."""
@@ -134,6 +139,13 @@ class Stack:
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.env['GATEWAY_PORT']}"
+
+    @property
+    def endpoints_file(self) -> Path:
+        return self.data_dir / "endpoints.json"
+
+    def write_endpoints(self) -> None:
+        self.endpoints_file.write_text(json.dumps(self.endpoints, indent=2) + "\n")
 
     def spawn(
         self, name: str, argv: list[str], extra_env: Mapping[str, str] | None = None
@@ -294,6 +306,7 @@ def start_stack(
     try:
         _start_backends(stack)
         _start_services(stack)
+        stack.write_endpoints()
     except BaseException:
         stack.stop()
         raise
@@ -305,6 +318,7 @@ def _start_backends(stack: Stack) -> None:
     if not env.get("CRED_DATABASE_URL"):
         stack.postgres_data = stack.data_dir / "postgres"
         env["CRED_DATABASE_URL"] = start_postgres(stack.postgres_data)
+    stack.endpoints["postgres"] = without_password(env["CRED_DATABASE_URL"])
     if not env.get("DYNAMODB_ENDPOINT_URL"):
         port = free_port()
         env.setdefault("AWS_ACCESS_KEY_ID", "local")
@@ -313,6 +327,7 @@ def _start_backends(stack: Stack) -> None:
         _wait_until(lambda: _port_open(port), "the embedded DynamoDB server", 30, stack)
         env["DYNAMODB_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
         env.setdefault("CREATE_PRODUCTS_TABLE", "true")
+    stack.endpoints["dynamodb"] = env["DYNAMODB_ENDPOINT_URL"]
     sandbox_settings = ("AMAZON_SP_API_ENDPOINT", "AMAZON_LWA_TOKEN_URL", "WALMART_API_BASE_URL")
     if not all(env.get(name) for name in sandbox_settings):
         port = free_port()
@@ -322,6 +337,7 @@ def _start_backends(stack: Stack) -> None:
         env.setdefault("AMAZON_SP_API_ENDPOINT", url)
         env.setdefault("AMAZON_LWA_TOKEN_URL", f"{url}/auth/o2/token")
         env.setdefault("WALMART_API_BASE_URL", url)
+    stack.endpoints["sandbox"] = env["WALMART_API_BASE_URL"]
 
 
 SERVICES = ("auth", "catalog", "sync")
@@ -334,13 +350,27 @@ def _start_services(stack: Stack) -> None:
     for name, port in ports.items():
         stack.env[f"{name.upper()}_ADDRESS"] = f"127.0.0.1:{port}"
     for name in SERVICES:
+        metrics_port = int(stack.env.get(f"{name.upper()}_METRICS_PORT") or free_port())
         stack.spawn(
             name,
             [PYTHON, "-m", f"services.{name}.server"],
-            {"GRPC_PORT": str(ports[name]), **stack.private_env.get(name, {})},
+            {
+                "GRPC_PORT": str(ports[name]),
+                "METRICS_PORT": str(metrics_port),
+                **stack.private_env.get(name, {}),
+            },
         )
+        stack.endpoints[name] = {
+            "grpc": stack.env[f"{name.upper()}_ADDRESS"],
+            "metrics": f"http://127.0.0.1:{metrics_port}/metrics",
+        }
     upstreams = {name: stack.env[f"{name.upper()}_ADDRESS"] for name in SERVICES}
-    spawn_gateway(stack, "gateway", int(stack.env["GATEWAY_PORT"]), upstreams)
+    stats_port = int(stack.env.get("GATEWAY_STATS_PORT") or free_port())
+    spawn_gateway(stack, "gateway", int(stack.env["GATEWAY_PORT"]), upstreams, stats_port)
+    stack.endpoints["gateway"] = {
+        "http": stack.gateway_url,
+        "metrics": f"http://127.0.0.1:{stats_port}/stats/prometheus",
+    }
     _wait_until(
         lambda: _http_ok(f"{stack.gateway_url}/healthz"), "the gateway's /healthz", 90, stack
     )
@@ -413,9 +443,16 @@ def _process_name(pid: int) -> str | None:
     return None if state.startswith("Z") else name
 
 
-def spawn_gateway(stack: Stack, name: str, port: int, upstreams: Mapping[str, str]) -> Child:
+def spawn_gateway(
+    stack: Stack,
+    name: str,
+    port: int,
+    upstreams: Mapping[str, str],
+    stats_port: int | None = None,
+) -> Child:
     """Envoy on loopback `port` in front of the services at `upstreams` (auth, catalog, sync
-    by name), its configuration rendered into the data directory."""
+    by name), its configuration rendered into the data directory; its Prometheus stats on
+    `stats_port` (a free port when None)."""
     config = stack.data_dir / f"{name}-envoy.json"
     subprocess.run(  # noqa: S603
         [
@@ -423,6 +460,7 @@ def spawn_gateway(stack: Stack, name: str, port: int, upstreams: Mapping[str, st
             "--listen-host", "127.0.0.1",
             "--port", str(port),
             "--admin-port", str(free_port()),
+            "--stats-port", str(stats_port or free_port()),
             "--descriptor", str(REPO / "gateway" / "descriptor.pb"),
             *(f"--{service}={address}" for service, address in upstreams.items()),
         ],
@@ -517,6 +555,11 @@ def _serve_until_stopped(stack: Stack, stopping: threading.Event) -> None:
 def banner(stack: Stack) -> str:
     """What a person needs once the stack is up: where to go, what to watch, how to get in."""
     url = stack.gateway_url
+    metrics = {
+        name: addresses["metrics"]
+        for name, addresses in stack.endpoints.items()
+        if isinstance(addresses, dict) and "metrics" in addresses
+    }
     register = json.dumps(
         {"email": "you@example.com", "password": "choose-a-password", "name": "You",
          "organization_name": "My shop"}
@@ -527,11 +570,20 @@ def banner(stack: Stack) -> str:
             "Marketplace Sync is up. Ctrl-C stops everything.",
             f"  REST gateway   {url}",
             f"  API docs       {url}/docs",
+            *(f"  metrics        {name:<8} {address}" for name, address in metrics.items()),
+            f"  every address  {stack.endpoints_file}",
             f"  sign up        curl -s {url}/api/auth/register -H 'content-type: application/json'"
             f" -d '{register}'",
             f"  log in         {cli} --url {url} login --email you@example.com",
         ]
     )
+
+
+def without_password(conninfo: str) -> str:
+    """A connection string as it may be shown: the password left out."""
+    fields = conninfo_to_dict(conninfo)
+    fields.pop("password", None)
+    return make_conninfo(**fields)
 
 
 def restart_delay(restarts: int) -> float:

@@ -7,7 +7,7 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
 python=${PYTHON:-.venv/bin/python}
 "$python" -m gateway.envoy_config deploy/k8s/base/gateway/envoy.json \
-    --listen-host 0.0.0.0 --port 8080 --admin-port 9901 \
+    --listen-host 0.0.0.0 --port 8080 --admin-port 9901 --stats-port 9902 \
     --descriptor /etc/envoy/descriptor.pb --docs /etc/envoy-docs \
     --auth auth:50051 --catalog catalog:50052 --sync sync:50053
 cp gateway/descriptor.pb deploy/k8s/base/gateway/descriptor.pb

@@ -19,6 +19,9 @@ GRPC_SERVICES = {
     "catalog": ("marketsync.catalog.v1.CatalogService", 50052),
     "sync": ("marketsync.sync.v1.SyncService", 50053),
 }
+# Where Prometheus scrapes each service (METRICS_PORT) and Envoy's stats listener.
+METRICS_PORT = 9090
+ENVOY_STATS_PORT = 9902
 # Pods (by app.kubernetes.io/name) allowed to read each key of each Secret: every workload has
 # a Secret of its own, and only the private keys of the service it runs.
 SECRET_READERS = {
@@ -150,9 +153,13 @@ def test_grpc_services_have_native_probes_and_a_grace_period(manifests: list[Man
     for name, (service_name, port) in GRPC_SERVICES.items():
         spec = deployments[name]["spec"]["template"]["spec"]
         (container,) = spec["containers"]
-        assert container["ports"] == [{"name": "grpc", "containerPort": port}]
+        assert container["ports"] == [
+            {"name": "grpc", "containerPort": port},
+            {"name": "metrics", "containerPort": METRICS_PORT},
+        ]
         env = env_of(container)
         assert env["GRPC_PORT"]["value"] == str(port)
+        assert env["METRICS_PORT"]["value"] == str(METRICS_PORT)
         assert container["readinessProbe"]["grpc"] == {"port": port, "service": service_name}
         # Liveness asks about the server as a whole.
         assert container["livenessProbe"]["grpc"] == {"port": port}
@@ -164,7 +171,10 @@ def test_gateway_probes_its_public_port(manifests: list[Manifest]) -> None:
     (container,) = of_kind(manifests, "Deployment")["gateway"]["spec"]["template"]["spec"][
         "containers"
     ]
-    assert container["ports"] == [{"name": "http", "containerPort": 8080}]
+    assert container["ports"] == [
+        {"name": "http", "containerPort": 8080},
+        {"name": "metrics", "containerPort": ENVOY_STATS_PORT},
+    ]
     # Envoy's own readiness, not every service's (/healthz): see test_rollout_manifests.py.
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 8080}
     assert container["livenessProbe"]["tcpSocket"] == {"port": 8080}
