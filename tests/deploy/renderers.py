@@ -23,6 +23,8 @@ from tests.deploy.kustomize_subset import Manifest
 
 HASHED_NAME = re.compile(r"^(?P<name>.+)-[a-z0-9]{10}$")
 VERSIONED = re.compile(r"^kubectl\.(\d+)\.(\d+)$")
+# The oldest versioned kubectl checked: the oldest Kubernetes release the suite supports.
+OLDEST_VERSIONED = (1, 29)
 
 
 def _kustomize_major_version(kubectl: str) -> int:
@@ -34,7 +36,8 @@ def _kustomize_major_version(kubectl: str) -> int:
 
 
 def kubectls() -> list[str]:
-    """kubectl on PATH and the versioned kubectls beside it, those with kustomize v4+."""
+    """kubectl on PATH and the versioned kubectls beside it from OLDEST_VERSIONED on, those with
+    kustomize v4+."""
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         return []
@@ -42,6 +45,7 @@ def kubectls() -> list[str]:
         path: tuple(int(part) for part in match.groups())
         for path in Path(os.path.realpath(kubectl)).parent.iterdir()
         if (match := VERSIONED.match(path.name))
+        and tuple(int(part) for part in match.groups()) >= OLDEST_VERSIONED
     }
     candidates = [kubectl, *(str(path) for path in sorted(beside, key=beside.__getitem__))]
     return [path for path in candidates if _kustomize_major_version(path) >= 4]
