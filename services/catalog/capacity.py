@@ -230,6 +230,7 @@ def meter_dynamodb(client: Any, indexes: Sequence[Index], *, billed: bool) -> No
         if "ReturnConsumedCapacity" in model.input_shape.members:
             params["ReturnConsumedCapacity"] = "INDEXES"
         context["capacity_params"] = params
+        context["capacity_operation"] = model.name
 
     def count(parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
         operation = model.name
@@ -250,8 +251,10 @@ def meter_dynamodb(client: Any, indexes: Sequence[Index], *, billed: bool) -> No
         if tally is not None:
             tally.add(units)
 
-    def count_failure(exception: Exception, model: Any, **_: Any) -> None:
-        REQUESTS.labels(model.name, type(exception).__name__).inc()
+    def count_failure(exception: Exception, context: dict[str, Any], **_: Any) -> None:
+        # No answer at all (connection refused, timed out): botocore names no model here.
+        operation = context.get("capacity_operation", "unknown")
+        REQUESTS.labels(operation, type(exception).__name__).inc()
 
     events = client.meta.events
     events.register("before-parameter-build.dynamodb", ask)

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
+from prometheus_client import REGISTRY
 
 from services.catalog.capacity import (
     Units,
     estimated_units,
     indexes_of,
+    meter_dynamodb,
     put_units,
     read_units_of,
     reported_units,
+    tally_units,
     write_units,
     write_units_of,
 )
-from services.catalog.dynamo import item_size
+from services.catalog.dynamo import item_size, make_dynamodb_client
+from services.catalog.tables import TABLE_DEFINITION
 
 TABLE = "products"
 # The products table's keys with one sparse index projecting every attribute, one keys only.
@@ -134,3 +140,60 @@ def test_dynamodbs_own_figures_are_taken_as_reported(
     operation: str, consumed: Any, expected: Units
 ) -> None:
     assert reported_units(operation, {"ConsumedCapacity": consumed}) == expected
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_a_metered_client_counts_its_calls_and_units_and_tallies_them_where_they_are_made(
+    endpoint: str, table: str
+) -> None:
+    client = make_dynamodb_client("us-east-1", endpoint)
+    meter_dynamodb(client, indexes_of(TABLE_DEFINITION), billed=False)
+    product = {
+        "PK": {"S": "ORG#1#PRODUCT#a"},
+        "SK": {"S": "METADATA"},
+        "organizationId": {"N": "1"},
+        "created_at": {"S": "2026-01-01T00:00:00Z"},
+        "title": {"S": "t" * 1500},
+    }
+    ok = metric("marketsync_dynamodb_requests_total", operation="PutItem", outcome="ok")
+    written = metric("marketsync_dynamodb_capacity_units_total", operation="PutItem", kind="write")
+
+    async def put_in_a_worker_thread() -> Units:
+        with tally_units() as tally:
+            await asyncio.to_thread(client.put_item, TableName=table, Item=product)
+        return tally.units
+
+    # 1.5 KB: two units for the item, one for its GSI1 entry (keys only).
+    assert asyncio.run(put_in_a_worker_thread()) == Units(write=3.0)
+    assert metric("marketsync_dynamodb_requests_total", operation="PutItem", outcome="ok") == ok + 1
+    units = metric("marketsync_dynamodb_capacity_units_total", operation="PutItem", kind="write")
+    assert units == written + 3
+    refused = metric(
+        "marketsync_dynamodb_requests_total",
+        operation="PutItem",
+        outcome="ConditionalCheckFailedException",
+    )
+    with pytest.raises(client.exceptions.ConditionalCheckFailedException):
+        client.put_item(
+            TableName=table, Item=product, ConditionExpression="attribute_not_exists(PK)"
+        )
+    outcome = "ConditionalCheckFailedException"
+    assert (
+        metric("marketsync_dynamodb_requests_total", operation="PutItem", outcome=outcome)
+        == refused + 1
+    )
+
+
+def test_a_call_without_an_answer_is_counted_and_still_raises() -> None:
+    client = make_dynamodb_client("us-east-1", "http://127.0.0.1:9")
+    client.meta.config.retries["max_attempts"] = 1
+    meter_dynamodb(client, [], billed=False)
+    outcome = "EndpointConnectionError"
+    before = metric("marketsync_dynamodb_requests_total", operation="GetItem", outcome=outcome)
+    with pytest.raises(EndpointConnectionError):
+        client.get_item(TableName="t", Key={"PK": {"S": "p"}, "SK": {"S": "s"}})
+    after = metric("marketsync_dynamodb_requests_total", operation="GetItem", outcome=outcome)
+    assert after == before + 1
