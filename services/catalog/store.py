@@ -86,7 +86,7 @@ from services.catalog.dynamo import (
     item_size,
     translate,
 )
-from services.catalog.leases import CreationLeases
+from services.catalog.leases import CreationLeases, Stored
 from services.catalog.tables import GSI1
 
 METADATA = "METADATA"
@@ -342,11 +342,14 @@ class ProductStore:
                 continue
             valid[sku] = product
         deadline = time.monotonic() + self._backoff.deadline_seconds
+        lease_before_read = self._leases.observe(organization_id)
         plans = self._plan_batch(organization_id, valid, deadline, result)
-        creating = {plan.sku: valid[plan.sku] for plan in plans if plan.expected_version is None}
-        if creating:
-            plans = [plan for plan in plans if plan.sku not in creating]
-            plans += self._create_all(organization_id, creating, deadline, result)
+        creations = [plan for plan in plans if plan.expected_version is None]
+        if creations:
+            plans = [plan for plan in plans if plan.expected_version is not None]
+            plans += self._create_all(
+                organization_id, creations, valid, lease_before_read, deadline, result
+            )
         conditional = [
             (
                 plan.sku,
@@ -398,33 +401,40 @@ class ProductStore:
     def _create_all(
         self,
         organization_id: int,
+        creations: list[_Plan],
         products: dict[str, ProductInput],
+        lease_before_read: Stored,
         deadline: float,
         result: BatchResult,
     ) -> list[_Plan]:
-        """Create the products under the organization's creation lease, counting them in
-        `result`; the plans of those another writer created meanwhile, to write over theirs."""
-        plans: list[_Plan] | None = None
-        creations: list[_Plan] = []
+        """Put the planned creations under the organization's creation lease, counting them in
+        `result`; the plans of products another writer created meanwhile, to write over theirs."""
+        planned: list[_Plan] | None = None
+        new: list[_Plan] = []
         try:
-            with self._leases.held(organization_id, deadline) as lease:
-                # Read again under the lease: only now can no other writer create them.
-                plans = self._plan_batch(organization_id, products, deadline, result)
-                creations = [plan for plan in plans if plan.expected_version is None]
+            with self._leases.held(organization_id, deadline, lease_before_read) as lease:
+                if lease.undisturbed:
+                    # Nobody took the lease since before the products were read: still absent.
+                    planned = creations
+                else:
+                    # Read again under the lease: only now can no other writer create them.
+                    again = {plan.sku: products[plan.sku] for plan in creations}
+                    planned = self._plan_batch(organization_id, again, deadline, result)
+                new = [plan for plan in planned if plan.expected_version is None]
                 failures, retries = self._write_all(
-                    [(plan.sku, {"PutRequest": {"Item": plan.product_item}}) for plan in creations],
+                    [(plan.sku, {"PutRequest": {"Item": plan.product_item}}) for plan in new],
                     deadline,
                     before_each_call=lease.keep,
                 )
         except DomainError as exc:
             # The lease stayed taken, or was lost midway: the creations may be stored or not.
-            unsettled = products if plans is None else [plan.sku for plan in creations]
-            result.failed.extend((sku, exc.message) for sku in unsettled)
-            return [plan for plan in plans or [] if plan.expected_version is not None]
+            unsettled = creations if planned is None else new
+            result.failed.extend((plan.sku, exc.message) for plan in unsettled)
+            return [plan for plan in planned or [] if plan.expected_version is not None]
         result.failed.extend(failures.items())
-        result.upserted += len(creations) - len(failures)
+        result.upserted += len(new) - len(failures)
         result.retries += retries
-        return [plan for plan in plans if plan.expected_version is not None]
+        return [plan for plan in planned if plan.expected_version is not None]
 
     def _plan_batch(
         self,
@@ -599,7 +609,8 @@ class ProductStore:
         when it exists by then (written by a writer that does not take the lease, e.g. during a
         rolling upgrade, the conditional put still keeps theirs)."""
         pk = product_pk(organization_id, product.sku)
-        with self._leases.held(organization_id, deadline), dynamodb_errors():
+        lease_before_read = self._leases.observe(organization_id)
+        with self._leases.held(organization_id, deadline, lease_before_read), dynamodb_errors():
             if self._get_metadata(pk) is not None:
                 return None
             plan = _plan_write(organization_id, product, None, self._clock())

@@ -10,7 +10,7 @@ import pytest
 
 from marketsync.errors import ResourceExhausted
 from services.catalog import leases
-from services.catalog.leases import CreationLeases, lease_key
+from services.catalog.leases import CreationLeases, Stored, lease_key
 
 ORG = 41
 
@@ -39,7 +39,7 @@ def test_a_second_writer_waits_until_the_first_gives_the_lease_back(
         order.append("first")
     waiter.join()
     assert order == ["first", "second"]
-    assert "Item" not in client.get_item(TableName=table, Key=lease_key(ORG), ConsistentRead=True)
+    assert creation.observe(ORG) == Stored(generation=2), "free, taken twice"
 
 
 def test_organizations_have_leases_of_their_own(client: Any, table: str) -> None:
@@ -55,11 +55,33 @@ def test_a_lease_kept_past_the_deadline_is_answered_busy(client: Any, table: str
 
 
 def test_the_lease_of_a_holder_that_died_is_taken_once_it_expires(client: Any, table: str) -> None:
-    dead = {**lease_key(ORG), "version": {"S": "dead"}, "expires_at": {"N": str(int(time.time()))}}
-    client.put_item(TableName=table, Item=dead)
+    creation = CreationLeases(client, table)
+    died = {
+        **lease_key(ORG),
+        **{"generation": {"N": "7"}, "holder": {"S": "dead"}},
+        "expires_at": {"N": str(int(time.time()))},
+    }
+    client.put_item(TableName=table, Item=died)
     time.sleep(1.1)
-    with CreationLeases(client, table).held(ORG, soon()) as lease:
-        assert lease.version != "dead"
+    with creation.held(ORG, soon()) as lease:
+        assert (lease.generation, lease.undisturbed) == (8, False)
+    assert creation.observe(ORG) == Stored(generation=8)
+
+
+def test_a_lease_taken_at_the_generation_seen_before_the_read_is_undisturbed(
+    client: Any, table: str
+) -> None:
+    creation = CreationLeases(client, table)
+    seen = creation.observe(ORG)
+    with creation.held(ORG, soon(), seen) as lease:
+        assert lease.undisturbed
+    # Another writer took it (and gave it back) after this one looked: its read may be stale.
+    seen = creation.observe(ORG)
+    with creation.held(ORG, soon()):
+        pass
+    with creation.held(ORG, soon(), seen) as lease:
+        assert not lease.undisturbed
+        assert lease.generation == 3
 
 
 def test_a_holder_whose_lease_was_taken_over_may_write_no_more(
@@ -69,9 +91,12 @@ def test_a_holder_whose_lease_was_taken_over_may_write_no_more(
     creation = CreationLeases(client, table)
     with creation.held(ORG, soon()) as lease:
         lease.keep()  # renewed: still ours
-        taken = {**lease_key(ORG), "version": {"S": "other"}, "expires_at": {"N": "0"}}
+        taken = {
+            **lease_key(ORG),
+            **{"generation": {"N": str(lease.generation + 1)}, "holder": {"S": "other"}},
+            "expires_at": {"N": str(int(time.time()) + 30)},
+        }
         client.put_item(TableName=table, Item=taken)
         with pytest.raises(ResourceExhausted):
             lease.keep()
-    stored = client.get_item(TableName=table, Key=lease_key(ORG), ConsistentRead=True)
-    assert stored["Item"]["version"]["S"] == "other", "a lost lease is not given back"
+    assert creation.observe(ORG).holder == "other", "a lost lease is not given back"
