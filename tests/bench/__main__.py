@@ -115,6 +115,13 @@ def add_ratios(results: Results, backends: list[str], main_backend: str) -> None
         1.0,
         Goal("<=", 2),
     )
+    _ratio(
+        r,
+        "creation lease write units per first-synced product (2 per batch of creations)",
+        ("creation_lease_write_units_per_first_synced_product", ""),
+        1.0,
+        REPORTED,
+    )
     for backend in backends:
         _ratio(
             r,
