@@ -42,7 +42,7 @@ from services.sync.marketplaces.records import (
     tls_context,
     to_cents,
 )
-from services.sync.metrics import count_request
+from services.sync.metrics import NO_ANSWER, count_request
 
 T = TypeVar("T")
 
@@ -196,7 +196,9 @@ class WalmartCatalog:
             # this call sent is dropped, or both loops would fetch a new one.
             refresh_token=lambda: self._token.drop(sent),
         )
-        return await caller.call(operation, lambda: _translating_transport_failures(attempt))
+        return await caller.call(
+            operation, lambda: _translating_transport_failures(operation, attempt)
+        )
 
 
 class _AccessToken:
@@ -396,10 +398,11 @@ def _error_message(response: httpx.Response) -> str:
         return "no details"
 
 
-async def _translating_transport_failures(attempt: Callable[[], Awaitable[T]]) -> T:
+async def _translating_transport_failures(operation: str, attempt: Callable[[], Awaitable[T]]) -> T:
     try:
         return await attempt()
     except httpx.TransportError as error:
+        count_request(WALMART, operation, NO_ANSWER)
         raise Transient(f"dropping the connection ({type(error).__name__})") from error
 
 
