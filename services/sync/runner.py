@@ -242,10 +242,12 @@ class SyncWorker:
         """Claim queued syncs whenever there is room: at once after a run ends or a sync is
         queued here, otherwise every claim interval (jittered, so replicas spread out)."""
         while not self._stopping:
+            # Cleared before claiming: a wake while the claim is under way (a sync queued
+            # here, a run ended) makes the next claim at once instead of an interval later.
+            self._wake.clear()
             room = self._max_concurrent - len(self._runs)
             if room > 0:
                 await self._claim(room)
-            self._wake.clear()
             idle = None if len(self._runs) >= self._max_concurrent else self._claim_interval
             pause = None if idle is None else idle * random.uniform(0.75, 1.25)  # noqa: S311
             with contextlib.suppress(TimeoutError):
