@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 
 import grpc
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from marketsync import server
 from marketsync.identity import Identity
 from marketsync.interceptors import AccessInterceptor
 from marketsync.keys import PublicKeys
@@ -134,3 +136,48 @@ def test_internal_channels_spread_calls_and_skip_a_draining_replica() -> None:
 def test_a_plain_address_is_resolved_by_dns_and_a_target_kept() -> None:
     assert grpc_target("auth:50051") == "dns:///auth:50051"
     assert grpc_target("ipv4:127.0.0.1:1,127.0.0.1:2") == "ipv4:127.0.0.1:1,127.0.0.1:2"
+
+
+PEER_METHOD = "/test.v1.Peer/Call"
+
+
+def test_connections_are_closed_after_their_age_without_failing_a_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Minutes in production; half a second here, so the test sees a few connections come and go.
+    monkeypatch.setattr(server, "MAX_CONNECTION_AGE_MS", 500)
+    monkeypatch.setattr(server, "MAX_CONNECTION_AGE_GRACE_MS", 1000)
+
+    async def peer(request: bytes, context: aio.ServicerContext) -> bytes:
+        return context.peer().encode()
+
+    async def scenario() -> None:
+        handler = grpc.method_handlers_generic_handler(
+            "test.v1.Peer", {"Call": grpc.unary_unary_rpc_method_handler(peer)}
+        )
+        service = create_server(
+            host="127.0.0.1",
+            port=0,
+            access=AccessInterceptor(
+                user_token_keys="j" * 40,
+                service_keys=PublicKeys(),
+                check_session=refuse,
+                open_methods=frozenset({PEER_METHOD}),
+            ),
+            service_names=["test.v1.Peer"],
+            register=lambda grpc_server: grpc_server.add_generic_rpc_handlers((handler,)),
+        )
+        await service.start()
+        credential = ServiceCredential(Ed25519PrivateKey.generate(), "sync")
+        async with internal_channel(f"127.0.0.1:{service.port}", credential) as channel:
+            call = channel.unary_unary(PEER_METHOD)
+            # Each client connection comes from a port of its own: a new peer is a new connection.
+            peers = [await call(b"")]
+            deadline = asyncio.get_running_loop().time() + 30
+            while len(set(peers)) < 3 and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+                peers.append(await call(b""))
+            assert len(set(peers)) >= 3, "the server never closed an aged connection"
+        await service.server.stop(None)
+
+    asyncio.run(scenario())
