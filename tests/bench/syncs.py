@@ -45,13 +45,12 @@ MEMORY_SIZES = (1_000, 50_000)
 MEMORY_POLL_SECONDS = 0.1
 # The stack's replica holds every concurrent sync the bench starts.
 REPLICA_CAPACITY = 600
-# How often an idle replica looks for queued syncs. A replica claims at once when woken (a sync
-# queued through it, a run of its own ending), but a wake that comes while a claim is in flight
-# is lost (runner.claim_forever clears it afterwards), so a sync may wait this long. The
-# stack's replica looks rarely, so it almost never takes a sync queued through a memory
-# sample's own replica (the sample would then fail). A memory replica claims only as it starts
-# and when its own sync is queued, and no sample queues its sync before every replica taken side
-# by side has started; one of its own left queued fails the sample at once.
+# How often an idle replica looks for queued syncs; it claims at once when woken (a sync queued
+# through it, a run of its own ending). The stack's replica looks rarely, so it almost never
+# takes a sync queued through a memory sample's own replica (the sample would then fail). A
+# memory replica claims only as it starts and when its own sync is queued, and no sample queues
+# its sync before every replica taken side by side has started; one of its own left queued fails
+# the sample at once.
 STACK_REPLICA_CLAIM_SECONDS = "30"
 MEMORY_REPLICA_CLAIM_SECONDS = "3600"
 MEMORY_CLAIM_SECONDS = 30
