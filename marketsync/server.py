@@ -59,6 +59,9 @@ class Service:
     health: health_aio.HealthServicer
     service_names: tuple[str, ...]
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Run as the drain begins, while the server still answers: work that should move elsewhere
+    # at once (sync's queued syncs) is handed over here.
+    on_drain: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def start(self) -> None:
         await self.server.start()
@@ -68,6 +71,8 @@ class Service:
     async def stop(self, grace: float, drain: float = 0.0) -> None:
         """Report NOT_SERVING, keep serving for `drain` seconds, then stop within `grace`."""
         await self.health.enter_graceful_shutdown()
+        for hook in self.on_drain:
+            await hook()
         # Calls still arriving while the health checks catch up are answered, not refused.
         await asyncio.sleep(drain)
         await self.server.stop(grace)
@@ -139,6 +144,7 @@ async def serve(
     internal_callers: Mapping[str, frozenset[str]] | None = None,
     store_unavailable: tuple[type[Exception], ...] = (),
     on_stop: Iterable[Callable[[], Awaitable[None]]] = (),
+    on_drain: Iterable[Callable[[], Awaitable[None]]] = (),
 ) -> None:
     """Build the server from the service's settings and serve until SIGTERM or SIGINT."""
     asyncio.get_running_loop().set_default_executor(
@@ -165,6 +171,7 @@ async def serve(
     # Hooks run last to first: the spans of the other hooks are exported too.
     service.on_stop.append(tracing.flush_spans)
     service.on_stop.extend(on_stop)
+    service.on_drain.extend(on_drain)
     await serve_until_stopped(
         service, settings.shutdown_grace_seconds, settings.shutdown_drain_seconds
     )

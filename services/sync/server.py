@@ -154,6 +154,9 @@ async def main() -> None:
         service_names=SERVICE_NAMES,
         register=register,
         check_session=RemoteSessionChecker(auth),
+        # On SIGTERM, before the drain: claim nothing more and hand the running syncs back, so
+        # another replica starts them within a claim interval instead of after the drain.
+        on_drain=[worker.stop],
         on_stop=[stop_background_work],
     )
 

@@ -99,10 +99,17 @@ async def _until_not_serving(channel: aio.Channel) -> None:
 def test_a_stopping_service_reports_not_serving_and_answers_through_the_drain() -> None:
     async def scenario() -> None:
         service = _answering_service(b"one")
+        handed_over = asyncio.Event()
+
+        async def hand_over() -> None:
+            handed_over.set()
+
+        service.on_drain.append(hand_over)
         await service.start()
         async with aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
             stopping = asyncio.create_task(service.stop(grace=5, drain=3600))
             await _until_not_serving(channel)
+            await handed_over.wait()
             # A caller whose health check has not caught up yet is still answered.
             assert await channel.unary_unary(WHO_METHOD)(b"") == b"one"
             stopping.cancel()
