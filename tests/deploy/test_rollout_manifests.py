@@ -153,3 +153,24 @@ def test_the_readme_releases_the_jobs_before_the_deployments() -> None:
     waited = next(i for i, c in enumerate(commands) if "wait --for=condition=complete" in c)
     app = next(i for i, c in enumerate(commands) if "apply" in c and "jobs" not in c and "-k" in c)
     assert jobs < waited < app, commands
+
+
+def test_envoy_balances_each_request_over_every_pod_of_a_headless_service(
+    manifests: list[Manifest],
+) -> None:
+    config = json.loads(of_kind(manifests, "ConfigMap")["gateway-config"]["data"]["envoy.json"])
+    services = of_kind(manifests, "Service")
+    clusters = {
+        cluster["name"]: cluster
+        for cluster in config["static_resources"]["clusters"]
+        if cluster["name"] in GRPC_SERVICES
+    }
+    assert set(clusters) == set(GRPC_SERVICES)
+    for name, cluster in clusters.items():
+        # STRICT_DNS makes every address the name resolves to a host of its own.
+        assert (cluster["type"], cluster["lb_policy"]) == ("STRICT_DNS", "ROUND_ROBIN"), name
+        (locality,) = cluster["load_assignment"]["endpoints"]
+        (endpoint,) = locality["lb_endpoints"]
+        address = endpoint["endpoint"]["address"]["socket_address"]
+        assert address["address"] == name
+        assert services[name]["spec"]["clusterIP"] == "None", name
