@@ -426,11 +426,15 @@ def test_gateway_mounts_the_api_documents_its_routes_answer(manifests: list[Mani
 
 
 def _policy_peers(policy: Manifest, direction: str) -> Iterator[tuple[dict[str, Any], Any]]:
-    """(peer selector or {} for anywhere, port) of each ingress or egress rule."""
+    """(peer selector or {} for anywhere, port) of each ingress or egress rule. Peers in other
+    namespaces (a namespaceSelector alone: Prometheus's) are none of the suite's pods nor
+    anywhere: test_network_policies_let_prometheus_scrape_the_metrics_ports_only checks them."""
     peers_key = "from" if direction == "ingress" else "to"
     for rule in policy["spec"].get(direction, []):
         peers = rule.get(peers_key) or [{}]
         for peer in peers:
+            if set(peer) == {"namespaceSelector"}:
+                continue
             for port in rule.get("ports") or [{}]:
                 yield peer.get("podSelector", {}), port.get("port")
 
@@ -526,6 +530,29 @@ def test_network_policies_allow_exactly_the_service_graph(manifests: list[Manife
         ("catalog-tables", 443),
         ("sync", 443),
     }
+
+
+@pytest.mark.parametrize("components", [("network-policies",)], ids=["network-policies"])
+def test_network_policies_let_prometheus_scrape_the_metrics_ports_only(
+    manifests: list[Manifest],
+) -> None:
+    from_other_namespaces = [
+        (policy, rule)
+        for policy in of_kind(manifests, "NetworkPolicy").values()
+        for rule in policy["spec"].get("ingress", [])
+        if any("namespaceSelector" in peer for peer in rule.get("from", []))
+    ]
+    (policy, rule), *others = from_other_namespaces
+    assert not others
+    assert rule == {
+        "from": [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+        ],
+        "ports": [{"protocol": "TCP", "port": "metrics"}],
+    }
+    apps = _apps(manifests)
+    for name in (*GRPC_SERVICES, "gateway"):
+        assert selects(policy["spec"]["podSelector"], apps[name]), name
 
 
 @pytest.mark.parametrize("components", [("network-policies",)], ids=["network-policies"])
