@@ -360,6 +360,9 @@ def test_scheduler_queues_due_syncs_with_auth(manifests: list[Manifest]) -> None
     assert env["AUTH_ADDRESS"]["value"] == "auth:50051"
     assert "SYNC_ADDRESS" not in env
     assert int(env["SYNC_INTERVAL_SECONDS"]["value"]) > 0
+    # Auth counts an organization overdue against the interval the scheduler keeps.
+    (auth,) = of_kind(manifests, "Deployment")["auth"]["spec"]["template"]["spec"]["containers"]
+    assert env_of(auth)["SYNC_INTERVAL_SECONDS"] == env["SYNC_INTERVAL_SECONDS"]
     # Jitter within one schedule period, so runs do not pile up.
     assert 0 <= int(env["SYNC_JITTER_SECONDS"]["value"]) <= 15 * 60
     assert env["SERVICE_PRIVATE_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "marketsync-scheduler"
