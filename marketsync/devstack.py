@@ -389,7 +389,8 @@ def start_postgres(pgdata: Path) -> str:
     pgserver stops a server only when the last process in its `.handle_pids.json` lets go, so
     one killed run, listed forever, kept the server alive after every later run. This process
     takes itself off that list and off pgserver's exit hook at once, and drops what killed runs
-    left: their entries, and a `postmaster.pid` of a dead server (its pid maybe reused since).
+    left: their entries, and a `postmaster.pid` of a dead server (pgserver takes any process
+    with its pid, which may have been reused since, for the server).
     """
     # pgserver logs every command it runs, output included, and warns about a platformdirs
     # fallback that does not matter here.
@@ -399,12 +400,12 @@ def start_postgres(pgdata: Path) -> str:
     from pgserver.utils import DiskList
 
     postmaster_pid = _postmaster_pid(pgdata)
-    if postmaster_pid is not None and _process_name(postmaster_pid) != "postgres":
+    if postmaster_pid is not None and not _serves(postmaster_pid, pgdata):
         log.info("removing the postmaster.pid of a PostgreSQL that is gone")
-        (pgdata / "postmaster.pid").unlink()
+        (pgdata / "postmaster.pid").unlink(missing_ok=True)
     registrations = DiskList(pgdata / ".handle_pids.json")
     if registrations.path.exists():
-        registrations.put([pid for pid in registrations.get() if _process_name(pid) is not None])
+        registrations.put([pid for pid in registrations.get() if _running(pid)])
     server = pgserver.get_server(pgdata, cleanup_mode=None)
     atexit.unregister(server._cleanup)
     registrations.get_and_remove(os.getpid())
@@ -415,15 +416,15 @@ def stop_postgres(pgdata: Path) -> None:
     """A fast shutdown (clients disconnected), or an immediate one when that takes longer than
     POSTGRES_STOP_SECONDS: pgserver's own stop may wait a minute."""
     pid = _postmaster_pid(pgdata)
-    if pid is None:
+    if pid is None or not _serves(pid, pgdata):
         return
     for signum, seconds in ((signal.SIGINT, POSTGRES_STOP_SECONDS), (signal.SIGQUIT, 0.5)):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
         deadline = time.monotonic() + seconds
-        while _process_name(pid) == "postgres" and time.monotonic() < deadline:
+        while _serves(pid, pgdata) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if _process_name(pid) != "postgres":
+        if not _serves(pid, pgdata):
             return
     log.error("PostgreSQL (pid %s) ignored SIGQUIT; killing it", pid)
     with contextlib.suppress(ProcessLookupError):
@@ -438,15 +439,24 @@ def _postmaster_pid(pgdata: Path) -> int | None:
         return None
 
 
-def _process_name(pid: int) -> str | None:
-    """The name of running process `pid`; None when there is none, or only its zombie (a server
-    pg_ctl started is reaped by init, whenever init gets to it)."""
+def _serves(pid: int, pgdata: Path) -> bool:
+    """Whether `pid` runs the PostgreSQL server of `pgdata` (pg_ctl names the directory on its
+    command line), rather than having exited or being another process that got its pid."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return _running(pid) and os.fsencode(pgdata.resolve()) in argv
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie (init reaps a server pg_ctl started
+    whenever it gets to it)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
-        return None
-    name, _, state = stat.partition(" (")[2].rpartition(") ")
-    return None if state.startswith("Z") else name
+        return False
+    return not stat.rpartition(") ")[2].startswith("Z")
 
 
 def spawn_gateway(
