@@ -17,7 +17,7 @@ from tests.deploy.renderers import KUBECTLS, kubectl_kustomize
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
 ROOTS = (K8S / "base", K8S / "jobs")
-COMPONENT_NAMES = ("network-policies", "high-availability")
+COMPONENT_NAMES = ("network-policies", "high-availability", "monitoring")
 # How catalog and the table Job reach AWS: one of these at most, listed after the others.
 IDENTITY_COMPONENTS = ("aws-irsa", "aws-pod-identity", "aws-static-keys")
 COMPONENT_SETS = [

@@ -1,10 +1,11 @@
 """The part of kustomize that deploy/k8s uses, so the manifests are checked on any machine.
 
 Supported: `resources` (files and directories), `components`, `labels` (pairs, includeTemplates),
-`configMapGenerator` (files), and `patches` given as a path to one strategic-merge document that
-only adds fields or replaces scalars and maps. Anything else raises `Unsupported`, so a new
-kustomize feature in deploy/k8s fails the tests until it is supported here. Generated ConfigMaps
-keep their plain names (kustomize appends a content hash; references follow it either way).
+`configMapGenerator` (files; options: labels), and `patches` given as a path to one
+strategic-merge document that only adds fields or replaces scalars and maps. Anything else raises
+`Unsupported`, so a new kustomize feature in deploy/k8s fails the tests until it is supported
+here. Generated ConfigMaps keep their plain names (kustomize appends a content hash; references
+follow it either way).
 A patch may instead name a `target` (kind and name; no match is no change) with an inline
 strategic-merge document or JSON patch of `add` operations; strategic merges also merge lists of
 named items (containers, env) by name.
@@ -103,8 +104,11 @@ def _add(manifests: list[Manifest], new: list[Manifest]) -> None:
 
 
 def _config_map(directory: Path, generator: dict[str, Any]) -> Manifest:
-    if set(generator) != {"name", "files"}:
+    if set(generator) - {"options"} != {"name", "files"}:
         raise Unsupported(f"configMapGenerator fields {sorted(generator)}")
+    options = generator.get("options", {})
+    if set(options) - {"labels"}:
+        raise Unsupported(f"configMapGenerator options {sorted(options)}")
     data: dict[str, str] = {}
     binary: dict[str, str] = {}
     for entry in generator["files"]:
@@ -121,6 +125,8 @@ def _config_map(directory: Path, generator: dict[str, Any]) -> Manifest:
         "kind": "ConfigMap",
         "metadata": {"name": generator["name"]},
     }
+    if "labels" in options:
+        config_map["metadata"]["labels"] = dict(options["labels"])
     if data:
         config_map["data"] = data
     if binary:
