@@ -5,8 +5,10 @@ Usage: python protos/buf.py lint|breaking|baseline [--protos DIR]
 buf cannot fetch google/api/*.proto here (its googleapis module lives in the Buf Schema
 Registry), so protoc builds an image with generate.py's include paths and buf checks that.
 `breaking` compares against protos/buf-baseline.binpb, the API of the last release: `baseline`
-writes it from the committed protos, as part of cutting a release. buf itself comes from npm
-(@bufbuild/buf) into .tools/ on first use.
+writes it from the committed protos, as part of cutting a release. A committed image rather than
+a git tag: buf could not build a tagged tree either (same imports), and the image works in any
+clone, shallow or without tags, and shows in review when a release moves it. buf itself comes
+from npm (@bufbuild/buf) into .tools/ on first use.
 """
 
 from __future__ import annotations
