@@ -91,7 +91,8 @@ def test_ctrl_c_stops_everything_within_5_seconds_and_a_second_run_on_the_dir_re
     port = free_port()
     runner = _start_runner(tmp_path, port)
     try:
-        _wait_until_serving(runner, port)
+        _wait_until_up(runner, tmp_path)
+        assert _serving(port)
         banner = (tmp_path / "runner.log").read_text()
         assert f"API docs       http://127.0.0.1:{port}/docs" in banner
         assert f"--url http://127.0.0.1:{port} login" in banner
@@ -118,7 +119,7 @@ def test_a_run_after_a_killed_one_starts_and_stops_its_postgresql(tmp_path: Path
     port = free_port()
     killed = _start_runner(tmp_path, port)
     try:
-        _wait_until_serving(killed, port)
+        _wait_until_up(killed, tmp_path)
         children = psutil.Process(killed.pid).children(recursive=True)
         for process in [psutil.Process(killed.pid), *children]:
             process.kill()
@@ -136,7 +137,8 @@ def test_a_run_after_a_killed_one_starts_and_stops_its_postgresql(tmp_path: Path
     port = free_port()
     runner = _start_runner(tmp_path, port)
     try:
-        _wait_until_serving(runner, port)
+        _wait_until_up(runner, tmp_path)
+        assert _serving(port)
         started = _started_by(runner, tmp_path)
         runner.send_signal(signal.SIGINT)
         alive = _running_after(started, CTRL_C_SECONDS)
@@ -154,16 +156,17 @@ def _runner_env(data_dir: Path, port: int) -> dict[str, str]:
 
 
 def _start_runner(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    with (data_dir / "runner.log").open("ab") as log:
+    with (data_dir / "runner.log").open("wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "marketsync.devstack"],
             cwd=REPO, env=_runner_env(data_dir, port), stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
 
 
-def _wait_until_serving(runner: subprocess.Popen[bytes], port: int) -> None:
+def _wait_until_up(runner: subprocess.Popen[bytes], data_dir: Path) -> None:
+    """Until the runner says the stack is up, as a person at the terminal sees it."""
     deadline = time.monotonic() + STARTUP_SECONDS
-    while not _serving(port):
+    while "Ctrl-C stops everything." not in (data_dir / "runner.log").read_text():
         assert runner.poll() is None, "the stack exited while starting"
         assert time.monotonic() < deadline, "the stack did not come up"
         time.sleep(0.2)
