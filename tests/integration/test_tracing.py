@@ -19,7 +19,7 @@ from tests.integration.sync_support import (
     wait_for_sync,
     walmart_credentials,
 )
-from tests.integration.trace_collector import TraceCollector
+from tests.integration.trace_collector import CollectedSpan, TraceCollector
 
 GATEWAY, AUTH, CATALOG, SYNC = (
     f"marketsync-{name}" for name in ("gateway", "auth", "catalog", "sync")
@@ -73,19 +73,30 @@ def test_a_sync_started_through_the_gateway_is_one_trace_across_every_service(
     assert wait_for_sync(api, seller.token, started["sync_id"])["status"] == "succeeded"
 
     every_service = {GATEWAY, SYNC, AUTH, CATALOG}
-    spans = trace_collector.wait_for_services(trace_id, every_service)
+    start_sync = (SYNC, "/marketsync.sync.v1.SyncService/StartSync")
+    enqueue = (AUTH, "/marketsync.auth.v1.AuthInternalService/EnqueueSync")
+    run_span = (SYNC, "sync run")
+    write = (CATALOG, "/marketsync.catalog.v1.CatalogInternalService/WriteSyncedProducts")
+
+    def complete(spans: list[CollectedSpan]) -> bool:
+        named = {(span.service, span.name): span for span in spans}
+        gateway_spans = {span.span_id for span in spans if span.service == GATEWAY}
+        return {start_sync, enqueue, run_span, write} <= set(named) and (
+            named[start_sync].parent_span_id in gateway_spans
+        )
+
+    spans = trace_collector.wait_for(trace_id, complete)
     assert {span.service for span in spans} == every_service
     by_name = {(span.service, span.name): span for span in spans}
-    start = by_name[(SYNC, "/marketsync.sync.v1.SyncService/StartSync")]
+    start = by_name[start_sync]
     assert start.parent_span_id in {span.span_id for span in spans if span.service == GATEWAY}
     # The run, later on another task, continues the request's trace: sync pulls the products
     # and writes them to catalog, reporting to auth.
-    run = by_name[(SYNC, "sync run")]
+    run = by_name[run_span]
     children_of_run = {span.name for span in spans if span.parent_span_id == run.span_id}
     assert "/marketsync.auth.v1.AuthInternalService/FinishSyncLog" in children_of_run
-    write = by_name[(CATALOG, "/marketsync.catalog.v1.CatalogInternalService/WriteSyncedProducts")]
-    assert write.parent_span_id == run.span_id
-    assert (AUTH, "/marketsync.auth.v1.AuthInternalService/EnqueueSync") in by_name
+    assert by_name[write].parent_span_id == run.span_id
+    assert enqueue in by_name
 
 
 def test_a_catalog_request_traces_the_session_check_with_auth(
@@ -95,10 +106,19 @@ def test_a_catalog_request_traces_the_session_check_with_auth(
 
     trace_id, _ = traced_call(api, "GET", "/api/products", seller.token)
 
-    spans = trace_collector.wait_for_services(trace_id, {GATEWAY, CATALOG, AUTH})
+    list_products = (CATALOG, "/marketsync.catalog.v1.CatalogService/ListProducts")
+    check_session = (AUTH, "/marketsync.auth.v1.AuthInternalService/CheckSession")
+    wanted = {list_products, check_session}
+    spans = trace_collector.wait_for(
+        trace_id,
+        lambda spans: (
+            wanted <= {(span.service, span.name) for span in spans}
+            and GATEWAY in {span.service for span in spans}
+        ),
+    )
     names = {(span.service, span.name) for span in spans}
-    assert (CATALOG, "/marketsync.catalog.v1.CatalogService/ListProducts") in names
-    assert (AUTH, "/marketsync.auth.v1.AuthInternalService/CheckSession") in names
+    assert {list_products, check_session} <= names
+    assert GATEWAY in {span.service for span in spans}
 
 
 def test_every_log_line_of_a_request_carries_its_trace_and_request_id(

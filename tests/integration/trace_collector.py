@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from typing import Any
@@ -70,18 +71,22 @@ class TraceCollector(trace_service_pb2_grpc.TraceServiceServicer):
         with self._arrived:
             return [span for span in self._spans if span.trace_id == trace_id]
 
-    def wait_for_services(
-        self, trace_id: str, services: set[str], deadline: float = 30.0
+    def wait_for(
+        self,
+        trace_id: str,
+        complete: Callable[[list[CollectedSpan]], bool],
+        deadline: float = 30.0,
     ) -> list[CollectedSpan]:
-        """The trace's spans once every named process has sent at least one of them (or what
-        arrived by the deadline: the caller's assertion then names what is missing)."""
+        """The trace's spans once they are `complete`: processes export in batches, each when it
+        will (Envoy every few seconds). By the deadline, what arrived: the caller's assertions
+        then name what is missing."""
         give_up = time.monotonic() + deadline
         with self._arrived:
             while True:
-                spans = [span for span in self._spans if span.trace_id == trace_id]
+                found = [span for span in self._spans if span.trace_id == trace_id]
                 remaining = give_up - time.monotonic()
-                if services <= {span.service for span in spans} or remaining <= 0:
-                    return spans
+                if complete(found) or remaining <= 0:
+                    return found
                 self._arrived.wait(remaining)
 
 
