@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 
 from grpc import aio
 from opentelemetry import context, propagate, trace
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
-from opentelemetry.instrumentation.grpc.filters import any_of, negate, service_prefix
+from opentelemetry.instrumentation.grpc.filters import (
+    any_of,
+    full_method_name,
+    negate,
+    service_prefix,
+)
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -31,8 +36,10 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 ENDPOINT_VARIABLE = "OTEL_EXPORTER_OTLP_ENDPOINT"
 SERVICE_NAME_PREFIX = "marketsync-"
 TRACEPARENT = "traceparent"
-# Probes and tooling, not work: a trace per Kubernetes probe would drown the real ones.
+# Probes, tooling and polling, not work: a trace per Kubernetes probe, or per claim every sync
+# replica makes every few seconds, would bury the real ones.
 _UNTRACED_SERVICES = ("grpc.health.", "grpc.reflection.")
+_UNTRACED_METHODS = ("/marketsync.auth.v1.AuthInternalService/ClaimSyncs",)
 
 
 def configure_tracing(process: str) -> None:
@@ -63,11 +70,19 @@ async def flush_spans() -> None:
         await asyncio.to_thread(provider.shutdown)
 
 
+def _traced() -> Callable[[object], bool]:
+    return negate(
+        any_of(
+            *(service_prefix(prefix) for prefix in _UNTRACED_SERVICES),
+            *(full_method_name(method) for method in _UNTRACED_METHODS),
+        )
+    )
+
+
 def server_interceptors() -> list[aio.ServerInterceptor]:
     if not tracing_enabled():
         return []
-    traced = negate(any_of(*(service_prefix(prefix) for prefix in _UNTRACED_SERVICES)))
-    return [aio_server_interceptor(filter_=traced)]
+    return [aio_server_interceptor(filter_=_traced())]
 
 
 def client_interceptors() -> list[aio.ClientInterceptor]:
@@ -76,7 +91,7 @@ def client_interceptors() -> list[aio.ClientInterceptor]:
         return []
     return [
         interceptor
-        for interceptor in aio_client_interceptors()
+        for interceptor in aio_client_interceptors(filter_=_traced())
         if isinstance(interceptor, aio.UnaryUnaryClientInterceptor)
     ]
 
