@@ -5,11 +5,11 @@ over gRPC, as `marketsync-<name>` (the SDK's own variables tune the rest, OTEL_B
 and the like). Unset, no tracer provider, exporter or interceptor is installed at all, so a call
 costs nothing extra and no `traceparent` is sent.
 
-Spans come from OpenTelemetry's gRPC instrumentation: a server span for every RPC but health and
-reflection, a client span for every unary internal call. Its streaming client interceptors
-answer a stream call with an async generator instead of the call, which breaks the reader/writer
-API sync writes products with, so streaming calls carry the caller's context without a client
-span of their own (`inject_context`).
+Spans come from OpenTelemetry's gRPC instrumentation: a server span for every RPC, a client span
+for every unary internal call, but for health checks, reflection and claim polls. Its streaming
+client interceptors answer a stream call with an async generator instead of the call, which
+breaks the reader/writer API sync writes products with, so streaming calls carry the caller's
+context without a client span of their own (`inject_context`).
 """
 
 from __future__ import annotations
