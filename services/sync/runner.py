@@ -30,7 +30,7 @@ from marketsync.errors import InvalidArgument
 from marketsync.logs import request_id_bound
 from marketsync.marketplaces import MARKETPLACES
 from marketsync.sync.v1 import sync_pb2
-from marketsync.tracing import continued_span
+from marketsync.tracing import continued_span, mark_span_failed
 from services.sync.marketplaces import (
     CatalogPage,
     Enrichment,
@@ -334,6 +334,8 @@ class SyncWorker:
             )  # fmt: skip
         recorded = await self._record(run, outcome, progress)
         _count_run(marketplace, recorded, started, progress)
+        if outcome.status == "failed":
+            mark_span_failed(outcome.error)
 
     async def _outcome(self, run: _Run, marketplace: str, progress: Progress) -> Outcome:
         """Run the sync; every way it can end, as an outcome to record."""

@@ -8,7 +8,10 @@ import logging
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import NonRecordingSpan, SpanContext, StatusCode, TraceFlags
 
 from marketsync import tracing
 from marketsync.logs import JsonFormatter, current_request_id, request_id_bound
@@ -41,6 +44,17 @@ def test_the_request_id_ends_with_its_block() -> None:
             assert current_request_id() == "inner"
         assert current_request_id() == "outer"
     assert current_request_id() == ""
+
+
+def test_a_failed_span_says_why() -> None:
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    with provider.get_tracer(__name__).start_as_current_span("sync run"):
+        tracing.mark_span_failed("the marketplace refused the credentials")
+    (span,) = exported.get_finished_spans()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.status.description == "the marketplace refused the credentials"
 
 
 def test_without_an_endpoint_tracing_installs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
