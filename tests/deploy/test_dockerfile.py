@@ -26,10 +26,12 @@ def test_stages_start_from_python_slim() -> None:
     assert bases and all(base == "python:3.11-slim" for base in bases)
 
 
-def test_installs_the_project_without_extras_or_cache() -> None:
+def test_installs_the_locked_dependencies_then_the_project_without_extras_or_cache() -> None:
     runs = " ".join(argument for name, argument in _instructions() if name == "RUN")
-    assert re.search(r"pip install --no-cache-dir (--no-compile )?\.(\s|$)", runs)
-    assert "[dev" not in runs and "[local" not in runs
+    assert "uv export --frozen --no-emit-project" in runs
+    assert "pip install --no-cache-dir --require-hashes -r" in runs
+    assert re.search(r"pip install --no-cache-dir --no-deps \.(\s|$)", runs)
+    assert "[dev" not in runs and "[local" not in runs and "--extra" not in runs
 
 
 def test_runs_as_the_user_the_pods_require() -> None:
