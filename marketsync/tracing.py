@@ -21,17 +21,8 @@ from contextlib import contextmanager
 
 from grpc import aio
 from opentelemetry import context, propagate, trace
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
-from opentelemetry.instrumentation.grpc.filters import (
-    any_of,
-    full_method_name,
-    negate,
-    service_prefix,
-)
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
 ENDPOINT_VARIABLE = "OTEL_EXPORTER_OTLP_ENDPOINT"
@@ -47,6 +38,11 @@ def configure_tracing(process: str) -> None:
     """Export this process's spans as `marketsync-<process>` when the endpoint is set."""
     if not os.environ.get(ENDPOINT_VARIABLE):
         return
+    # Imported only here and where tracing is on: a process without it never loads the
+    # exporter or the instrumentation (a tenth of a second at start-up).
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     provider = TracerProvider(
         resource=Resource.create({SERVICE_NAME: SERVICE_NAME_PREFIX + process})
     )
@@ -72,6 +68,13 @@ async def flush_spans() -> None:
 
 
 def _traced() -> Callable[[object], bool]:
+    from opentelemetry.instrumentation.grpc.filters import (
+        any_of,
+        full_method_name,
+        negate,
+        service_prefix,
+    )
+
     return negate(
         any_of(
             *(service_prefix(prefix) for prefix in _UNTRACED_SERVICES),
@@ -83,6 +86,8 @@ def _traced() -> Callable[[object], bool]:
 def server_interceptors() -> list[aio.ServerInterceptor]:
     if not tracing_enabled():
         return []
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
     return [aio_server_interceptor(filter_=_traced())]
 
 
@@ -90,6 +95,8 @@ def client_interceptors() -> list[aio.ClientInterceptor]:
     """Client spans for unary calls (see the module's docstring for streaming ones)."""
     if not tracing_enabled():
         return []
+    from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
     return [
         interceptor
         for interceptor in aio_client_interceptors(filter_=_traced())
