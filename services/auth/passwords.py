@@ -7,10 +7,14 @@ is compared against a dummy hash of the same cost, so both answers take the same
 At most as many hashes run at once as the process has CPUs to run them: in Kubernetes that is
 the pod's CPU limit, not the node's cores. More would only take CPU from every other request
 (20 concurrent logins on a 1-CPU pod sized for the node raised an unrelated read's p99 by 44%)
-without making any login faster. And they run in threads of the lowest scheduling priority
-(nice 19, set per thread on Linux): a hash takes a quarter of a second of CPU whenever it gets
-it, while a read waiting behind one misses its latency, so reads and session checks go first
-and logins take the CPU they leave.
+without making any login faster. Hashes keep at most HASHING_SHARE of those CPUs busy, and run
+in threads of the lowest scheduling priority (nice 19, set per thread on Linux): a hash takes
+tens to hundreds of milliseconds of CPU whenever it gets it, while a read waiting behind one
+misses its latency, so reads and session checks go first and logins queue for the CPU left to
+them. In a 1-CPU cgroup like the auth pod's, 20 logins always under way had the kernel throttle
+the process in most 100 ms periods, and GetMe's p99 went from 3 ms to 30-40 ms whether hashes
+were sized from the node or the pod; with hashes at half the CPU, throttling mostly stopped,
+p99 stayed at 6-22 ms and more logins got through (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import hashlib
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,6 +39,12 @@ from services.auth.metrics import PASSWORD_HASH_SECONDS
 DEFAULT_ROUNDS = 12
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 LOWEST_PRIORITY = 19
+# Of each usable CPU, the share hashes may keep busy: a CPU a hash ran on rests as long as the
+# hash took before the next one starts there. Under a pod's CPU quota, hashes that used all of
+# it would have the kernel throttle the whole pod, reads included, until the next period;
+# priorities cannot help there, and on shared cores (hyperthreads) neither can they help a read
+# running beside a hash.
+HASHING_SHARE = 0.5
 
 
 def usable_cpus(cgroup_root: Path = CGROUP_ROOT) -> int:
@@ -85,11 +96,11 @@ class PasswordHasher:
         self._dummy_hash = self._hash_now(secrets.token_urlsafe(16))
         # bcrypt is CPU-bound: more hashes at once than usable CPUs only make every login, and
         # every other request, slower.
+        cpus = usable_cpus()
         self._hashing = ThreadPoolExecutor(
-            usable_cpus(),
-            thread_name_prefix="bcrypt",
-            initializer=_lower_this_threads_priority,
+            cpus, thread_name_prefix="bcrypt", initializer=_lower_this_threads_priority
         )
+        self._cpu = asyncio.Semaphore(cpus)
 
     def _hash_now(self, password: str) -> str:
         return bcrypt.hashpw(_prehash(password), bcrypt.gensalt(self._rounds)).decode("ascii")
@@ -107,5 +118,24 @@ class PasswordHasher:
         return matches and password_hash is not None
 
     async def _run(self, work: Callable[..., Any], *args: Any) -> Any:
-        with PASSWORD_HASH_SECONDS.time():
-            return await asyncio.get_running_loop().run_in_executor(self._hashing, work, *args)
+        loop = asyncio.get_running_loop()
+        await self._cpu.acquire()
+        try:
+            with PASSWORD_HASH_SECONDS.time():
+                result, cpu_seconds = await loop.run_in_executor(
+                    self._hashing, _on_cpu_clock, work, *args
+                )
+        except BaseException:
+            self._cpu.release()
+            raise
+        # The answer goes now; the CPU it used rests as long again before the next hash.
+        loop.call_later(cpu_seconds * (1 - HASHING_SHARE) / HASHING_SHARE, self._cpu.release)
+        return result
+
+
+def _on_cpu_clock(work: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    """The work's answer and the CPU time this thread spent on it (bcrypt runs without the GIL,
+    in this thread)."""
+    started = time.thread_time()
+    result = work(*args)
+    return result, time.thread_time() - started

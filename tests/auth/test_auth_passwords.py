@@ -131,3 +131,29 @@ def test_hashes_run_at_the_lowest_priority_and_requests_keep_theirs() -> None:
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == os.getpriority(
         os.PRIO_PROCESS, 0
     ), "the caller's thread keeps its priority"
+
+
+def test_a_cpu_rests_after_a_hash_as_long_as_the_hash_kept_it_busy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(passwords, "usable_cpus", lambda: 1)
+    spans: list[tuple[float, float, float]] = []  # (started, ended, CPU seconds)
+
+    class BusyHasher(PasswordHasher):
+        def _hash_now(self, password: str) -> str:
+            started, cpu_started = time.monotonic(), time.thread_time()
+            while time.thread_time() - cpu_started < 0.05:
+                pass  # CPU-bound, as bcrypt is
+            spans.append((started, time.monotonic(), time.thread_time() - cpu_started))
+            return password
+
+    hasher = BusyHasher(rounds=4)
+    spans.clear()  # its dummy hash, made as it starts
+
+    async def two_at_once() -> None:
+        await asyncio.gather(hasher.hash("first"), hasher.hash("second"))
+
+    asyncio.run(two_at_once())
+    (_, first_ended, first_cpu), (second_started, _, _) = sorted(spans)
+    rest = first_cpu * (1 - passwords.HASHING_SHARE) / passwords.HASHING_SHARE
+    assert second_started - first_ended >= rest * 0.95, "the CPU rested before the next hash"
