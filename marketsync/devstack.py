@@ -396,7 +396,7 @@ def start_postgres(pgdata: Path) -> str:
     # fallback that does not matter here.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", "XDG_RUNTIME_DIR is not set")
-    import pgserver
+    from pgserver.postgres_server import get_server
     from pgserver.utils import DiskList
 
     postmaster_pid = _postmaster_pid(pgdata)
@@ -406,7 +406,7 @@ def start_postgres(pgdata: Path) -> str:
     registrations = DiskList(pgdata / ".handle_pids.json")
     if registrations.path.exists():
         registrations.put([pid for pid in registrations.get() if _running(pid)])
-    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    server = get_server(pgdata, cleanup_mode=None)
     atexit.unregister(server._cleanup)
     registrations.get_and_remove(os.getpid())
     return server.get_uri()
