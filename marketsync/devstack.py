@@ -43,6 +43,7 @@ from typing import IO, Any, TextIO
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from marketsync.backoff import Backoff
 from marketsync.identity import EDDSA, HS256
 from marketsync.keys import private_key_from_text, private_key_text, public_key_text
 
@@ -57,8 +58,8 @@ STOP_TIMEOUT_SECONDS = 15.0
 STACK_STOP_SECONDS = 2.5
 POSTGRES_STOP_SECONDS = 1.5
 # A crashed child waits 1, 2, 4 ... up to 30 s before each restart; a child that then runs for
-# a minute starts the count over.
-RESTART_BACKOFF_SECONDS = (1.0, 30.0)
+# a minute starts the count over. Nobody else restarts it, so no jitter.
+RESTART_BACKOFF = Backoff(base_seconds=1.0, cap_seconds=30.0, jitter=0.0)
 STABLE_RUN_SECONDS = 60.0
 
 log = logging.getLogger("devstack")
@@ -556,7 +557,7 @@ def _serve_until_stopped(stack: Stack, stopping: threading.Event) -> None:
             if child.name not in restart_at:
                 if now - child.started_at >= STABLE_RUN_SECONDS:
                     child.restarts = 0
-                delay = restart_delay(child.restarts)
+                delay = RESTART_BACKOFF.delay(child.restarts)
                 restart_at[child.name] = now + delay
                 log.error(
                     "%s exited with %s; restarting it in %.0f s",
@@ -600,12 +601,6 @@ def without_password(conninfo: str) -> str:
     fields = conninfo_to_dict(conninfo)
     fields.pop("password", None)
     return make_conninfo(**fields)
-
-
-def restart_delay(restarts: int) -> float:
-    """The wait before restarting a child that has been restarted `restarts` times in a row."""
-    first, longest = RESTART_BACKOFF_SECONDS
-    return min(longest, first * 2**restarts)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,8 @@ servicer's worker threads share it.
 from __future__ import annotations
 
 import base64
-import random
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -79,26 +76,6 @@ def dynamodb_errors() -> Iterator[None]:
         yield
     except (ClientError, BotoCoreError) as exc:
         raise translate(exc) from exc
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Exponential backoff with full jitter, bounded by a deadline."""
-
-    base_seconds: float = 0.05
-    cap_seconds: float = 2.0
-    deadline_seconds: float = 20.0
-
-    def delay(self, attempt: int) -> float:
-        return random.uniform(0, min(self.cap_seconds, self.base_seconds * 2**attempt))  # noqa: S311
-
-    def sleep(self, attempt: int, deadline: float) -> bool:
-        """Sleep before retry number `attempt`; False when the deadline leaves no time for it."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        time.sleep(min(self.delay(attempt), remaining))
-        return True
 
 
 def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:

@@ -32,10 +32,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from marketsync.backoff import Backoff
 from marketsync.errors import ResourceExhausted
 from services.catalog.dynamo import (
     CONDITION_FAILED,
-    Backoff,
     error_code,
     is_retryable,
     translate,

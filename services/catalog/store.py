@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -49,6 +48,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from marketsync.backoff import Backoff
 from marketsync.errors import DomainError, InvalidArgument, NotFound, Unavailable
 from marketsync.identity import utcnow
 from marketsync.page_tokens import PageTokenSigner
@@ -79,7 +79,6 @@ from services.catalog.dynamo import (
     MAX_BATCH_WRITE_ITEMS,
     MAX_ITEM_BYTES,
     THROTTLING_CODES,
-    Backoff,
     dynamodb_errors,
     error_code,
     is_retryable,
@@ -104,6 +103,9 @@ MAX_SCANNED_PER_PAGE = 1000
 # call. A quarter of the client's connections each leaves the rest to reads.
 CONDITIONAL_WRITERS = CLIENT_POOL_CONNECTIONS // 4
 BATCH_WRITERS = CLIENT_POOL_CONNECTIONS // 4
+# Throttled calls and write conflicts: full jitter spreads out writers that collided, and one
+# operation keeps retrying for at most the deadline.
+STORE_BACKOFF = Backoff(base_seconds=0.05, cap_seconds=2.0, deadline_seconds=20.0)
 _LIST_QUERY = "catalog.products"
 
 Key = tuple[str, str]  # (PK, SK)
@@ -156,7 +158,7 @@ class ProductStore:
         page_token_key: bytes,
         *,
         clock: Callable[[], datetime] = utcnow,
-        backoff: Backoff = Backoff(),  # noqa: B008 - frozen, shared safely
+        backoff: Backoff = STORE_BACKOFF,
     ) -> None:
         self._client = client
         self._table = table_name
@@ -184,7 +186,7 @@ class ProductStore:
             raise InvalidArgument(f"skus: at most {MAX_BATCH_GET_KEYS} per call, got {len(skus)}")
         # A SKU that could never be stored is simply not there.
         keys = {(product_pk(organization_id, sku), METADATA) for sku in skus if _is_valid_sku(sku)}
-        deadline = time.monotonic() + self._backoff.deadline_seconds
+        deadline = self._backoff.deadline()
         found, unread, _ = self._batch_get(keys, deadline, consistent=False)
         if unread:
             raise Unavailable("the catalog is busy; try again shortly")
@@ -264,9 +266,7 @@ class ProductStore:
         if not entries or "version" in entries[0]:
             return entries
         keys = [(entry["PK"]["S"], entry["SK"]["S"]) for entry in entries]
-        found, unread, _ = self._batch_get(
-            keys, time.monotonic() + self._backoff.deadline_seconds, consistent=False
-        )
+        found, unread, _ = self._batch_get(keys, self._backoff.deadline(), consistent=False)
         if unread:
             raise Unavailable("the product store is busy; retry in a few seconds")
         return [found[key] for key in keys if key in found]
@@ -298,7 +298,7 @@ class ProductStore:
         """Store one product; returns it as stored. Unchanged content writes nothing."""
         validate_product_input(product)
         pk = product_pk(organization_id, product.sku)
-        deadline = time.monotonic() + self._backoff.deadline_seconds
+        deadline = self._backoff.deadline()
         attempt = 0
         while True:
             current, listing_items = self._read_product(pk)
@@ -341,7 +341,7 @@ class ProductStore:
                 result.failed.append((sku, exc.message))
                 continue
             valid[sku] = product
-        deadline = time.monotonic() + self._backoff.deadline_seconds
+        deadline = self._backoff.deadline()
         lease_before_read = self._leases.observe(organization_id)
         plans = self._plan_batch(organization_id, valid, deadline, result)
         creations = [plan for plan in plans if plan.expected_version is None]
@@ -496,7 +496,7 @@ class ProductStore:
         side = [
             (sku, {"DeleteRequest": {"Key": item}}) for item in items if item["SK"]["S"] != METADATA
         ]
-        failures, _ = self._write_all(side, time.monotonic() + self._backoff.deadline_seconds)
+        failures, _ = self._write_all(side, self._backoff.deadline())
         if failures:
             raise Unavailable(f"product {sku} could not be deleted completely; try again")
         with dynamodb_errors():
@@ -621,7 +621,8 @@ class ProductStore:
     def _get_metadata(self, pk: str) -> Item | None:
         key = {"PK": {"S": pk}, "SK": {"S": METADATA}}
         answer = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
-        return answer.get("Item")
+        item: Item | None = answer.get("Item")
+        return item
 
     def _listings_of(self, items: list[Item]) -> dict[str, tuple[Listing, ...]]:
         """Listings of products by PK: the owner's from METADATA, every other marketplace's
@@ -634,9 +635,7 @@ class ProductStore:
             for marketplace in MARKETPLACES
             if marketplace != _owner(item)
         ]
-        found, unread, _ = self._batch_get(
-            keys, time.monotonic() + self._backoff.deadline_seconds, consistent=False
-        )
+        found, unread, _ = self._batch_get(keys, self._backoff.deadline(), consistent=False)
         if unread:
             raise Unavailable("the product store is busy; retry in a few seconds")
         others: dict[str, list[Item]] = {}

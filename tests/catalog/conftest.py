@@ -26,7 +26,8 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from moto.server import ThreadedMotoServer
 
-from services.catalog.dynamo import Backoff, item_size, make_dynamodb_client
+from marketsync.backoff import Backoff
+from services.catalog.dynamo import item_size, make_dynamodb_client
 from services.catalog.store import ProductStore
 from services.catalog.tables import ensure_table
 

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from marketsync.backoff import Backoff
 from marketsync.errors import InvalidArgument
 from services.catalog.domain import Product, ProductInput
-from services.catalog.dynamo import Backoff, make_dynamodb_client
+from services.catalog.dynamo import make_dynamodb_client
 from services.catalog.store import ProductStore
 
 from .conftest import REGION, CallCounter, canned_answer, request_body

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from marketsync.backoff import Backoff
 from marketsync.errors import InvalidArgument, NotFound
 from services.catalog import store as store_module
 from services.catalog.domain import ProductInput
-from services.catalog.dynamo import Backoff
 from services.catalog.store import ProductStore
 from services.catalog.tables import TABLE_DEFINITION
 

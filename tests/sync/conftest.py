@@ -10,12 +10,12 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from marketsync.backoff import Backoff
 from marketsync.sandbox import SandboxHandle, start_sandbox
 from marketsync.sandbox.catalogue import amazon_catalogue, walmart_catalogue
 from services.sync.marketplaces import (
     DEFAULT_RATES,
     AmazonEndpoints,
-    Backoff,
     CatalogPage,
     MarketplaceProduct,
     Pacer,
@@ -24,7 +24,7 @@ from services.sync.marketplaces import (
 )
 
 # Fast enough that runs take seconds, slow enough that backoff really happens in between.
-FAST_BACKOFF = Backoff(attempts=6, base_delay=0.002, max_delay=0.02)
+FAST_BACKOFF = Backoff(base_seconds=0.002, cap_seconds=0.02, jitter=0.5, attempts=6)
 
 
 @pytest.fixture(scope="session")

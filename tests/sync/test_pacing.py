@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import pytest
 
+from marketsync.backoff import Backoff
 from services.sync.marketplaces import MarketplaceError
 from services.sync.marketplaces.pacing import (
     AMAZON_RATES,
-    Backoff,
+    MARKETPLACE_BACKOFF,
     Caller,
     Pacer,
     PageCursors,
@@ -95,7 +97,8 @@ async def nothing() -> None:
 def test_syncs_of_one_account_share_its_bucket(clock: FakeClock) -> None:
     pacer = paced(clock, {"getAllItems": Rate(1, 1)})
     first, second = (
-        Caller("Walmart", "org-1", pacer, Backoff(), refresh_token=lambda: None) for _ in range(2)
+        Caller("Walmart", "org-1", pacer, MARKETPLACE_BACKOFF, refresh_token=lambda: None)
+        for _ in range(2)
     )
 
     async def both() -> None:
@@ -123,11 +126,12 @@ def test_a_paced_wait_leaves_the_event_loop_to_other_syncs() -> None:
     assert asyncio.run(scenario()) == (True, True)
 
 
-def test_backoff_grows_exponentially_with_jitter_up_to_a_ceiling() -> None:
-    backoff = Backoff(attempts=6, base_delay=1.0, max_delay=8.0)
+def test_marketplace_retries_wait_between_half_and_all_of_a_doubling_ceiling() -> None:
+    least = replace(MARKETPLACE_BACKOFF, random_fraction=lambda: 1.0)
+    most = replace(MARKETPLACE_BACKOFF, random_fraction=lambda: 0.0)
 
-    assert [backoff.delay(attempt, 0.0) for attempt in range(1, 6)] == [0.5, 1, 2, 4, 4]
-    assert [backoff.delay(attempt, 1.0) for attempt in range(1, 6)] == [1, 2, 4, 8, 8]
+    assert [least.delay(retry) for retry in range(7)] == [0.5, 1, 2, 4, 8, 15, 15]
+    assert [most.delay(retry) for retry in range(7)] == [1, 2, 4, 8, 16, 30, 30]
 
 
 def caller(clock: FakeClock, *, refresh: list[str] | None = None) -> Caller:
@@ -135,9 +139,10 @@ def caller(clock: FakeClock, *, refresh: list[str] | None = None) -> Caller:
         "Walmart",
         "org-1",
         paced(clock, {"getAllItems": Rate(1000, 1000)}),
-        Backoff(attempts=4, base_delay=1.0, max_delay=30.0),
+        Backoff(
+            base_seconds=1.0, cap_seconds=30.0, jitter=0.5, attempts=4, random_fraction=lambda: 0.5
+        ),
         refresh_token=lambda: (refresh if refresh is not None else []).append("refreshed"),
-        jitter=lambda: 0.5,
     )
 
 

@@ -16,7 +16,6 @@ from services.sync.marketplaces.pacing import (
     AMAZON_RATES,
     DEFAULT_RATES,
     WALMART_RATES,
-    Backoff,
     Pacer,
     Rate,
 )
@@ -40,7 +39,6 @@ __all__ = [
     "WALMART_RATES",
     "AmazonCatalog",
     "AmazonEndpoints",
-    "Backoff",
     "CatalogPage",
     "Enrichment",
     "MarketplaceError",

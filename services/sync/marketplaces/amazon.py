@@ -40,9 +40,10 @@ from sp_api.auth.exceptions import AuthorizationError
 from sp_api.base import ApiResponse, Client, SellingApiException
 from sp_api.base.credential_provider import FromCodeCredentialProvider
 
+from marketsync.backoff import Backoff
 from marketsync.marketplaces import AMAZON
 from services.sync.marketplaces.pacing import (
-    Backoff,
+    MARKETPLACE_BACKOFF,
     Caller,
     Pacer,
     PageCursors,
@@ -250,7 +251,7 @@ class AmazonCatalog:
         *,
         account: str,
         stored_enrichment: StoredEnrichment = nothing_stored,
-        backoff: Backoff = Backoff(),  # noqa: B008 - immutable
+        backoff: Backoff = MARKETPLACE_BACKOFF,
     ) -> None:
         missing = [name for name in REQUIRED_CREDENTIALS if not credentials.get(name)]
         if missing:

@@ -11,12 +11,12 @@ event loop: a sync that waits holds no thread.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from marketsync.backoff import Backoff
 from marketsync.marketplaces import AMAZON, WALMART
 from services.sync.marketplaces.records import MarketplaceError
 from services.sync.metrics import PACING_WAIT
@@ -44,6 +44,9 @@ WALMART_RATES: Mapping[str, Rate] = {
     "getInventories": Rate(4, 4),
 }
 DEFAULT_RATES: Mapping[str, Rate] = {**AMAZON_RATES, **WALMART_RATES}
+# A throttled or failing call is tried six times in all; each wait is at least half its
+# ceiling, so a marketplace that just refused is never called straight back.
+MARKETPLACE_BACKOFF = Backoff(base_seconds=1.0, cap_seconds=30.0, jitter=0.5, attempts=6)
 MARKETPLACE_OF: Mapping[str, str] = {
     **dict.fromkeys(AMAZON_RATES, AMAZON),
     **dict.fromkeys(WALMART_RATES, WALMART),
@@ -96,19 +99,6 @@ class Pacer:
             await self.sleep(delay)
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with jitter: attempt n waits between half and all of base * 2**(n-1)."""
-
-    attempts: int = 6
-    base_delay: float = 1.0
-    max_delay: float = 30.0
-
-    def delay(self, attempt: int, jitter: float) -> float:
-        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        return ceiling / 2 + ceiling / 2 * jitter
-
-
 class Transient(Exception):
     """An attempt failed in a way another attempt may not; `reason` completes "kept ..."."""
 
@@ -134,7 +124,6 @@ class Caller:
     pacer: Pacer
     backoff: Backoff
     refresh_token: Callable[[], None]
-    jitter: Callable[[], float] = random.random
 
     async def call(self, operation: str, attempt: Callable[[], Awaitable[T]]) -> T:
         attempts = 0
@@ -156,14 +145,14 @@ class Caller:
                 self.refresh_token()
             except Transient as failure:
                 attempts += 1
-                if attempts >= self.backoff.attempts:
+                if self.backoff.exhausted(attempts):
                     raise MarketplaceError(
                         self.marketplace_label.lower(),
                         f"{self.marketplace_label} kept {failure.reason} after {attempts} "
                         "attempts; try again later",
                         retryable=True,
                     ) from failure
-                await self.pacer.sleep(self.backoff.delay(attempts, self.jitter()))
+                await self.pacer.sleep(self.backoff.delay(attempts - 1))
 
 
 class PageCursors:

@@ -21,9 +21,10 @@ from typing import Any, TypeVar
 
 import httpx
 
+from marketsync.backoff import Backoff
 from marketsync.marketplaces import WALMART
 from services.sync.marketplaces.pacing import (
-    Backoff,
+    MARKETPLACE_BACKOFF,
     Caller,
     Pacer,
     PageCursors,
@@ -85,7 +86,7 @@ class WalmartCatalog:
         pacer: Pacer,
         *,
         account: str,
-        backoff: Backoff = Backoff(),  # noqa: B008 - immutable
+        backoff: Backoff = MARKETPLACE_BACKOFF,
     ) -> None:
         missing = [name for name in REQUIRED_CREDENTIALS if not credentials.get(name)]
         if missing:
