@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from marketsync.errors import FailedPrecondition, InvalidArgument, NotFound
 from marketsync.identity import Identity
-from marketsync.marketplaces import MARKETPLACES
+from marketsync.marketplaces import validate_marketplace
 from services.auth import store
 from services.auth.models import CredentialSummary
 from services.auth.vault import Sealed, Vault, VaultError
@@ -25,14 +25,6 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
 }
 DEFAULTS: dict[str, dict[str, str]] = {"amazon": {"marketplace_id": "ATVPDKIKX0DER"}}
 VISIBLE_CHARACTERS = 4
-
-
-def validate_marketplace(marketplace: str) -> str:
-    if marketplace not in MARKETPLACES:
-        raise InvalidArgument(
-            f"marketplace: {marketplace!r} is not one of {', '.join(MARKETPLACES)}"
-        )
-    return marketplace
 
 
 def validate_fields(marketplace: str, fields: Mapping[str, object]) -> dict[str, str]:

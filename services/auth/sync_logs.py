@@ -19,8 +19,9 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from marketsync.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from marketsync.marketplaces import validate_marketplace
 from services.auth import store
-from services.auth.credentials import usable, validate_marketplace
+from services.auth.credentials import usable
 from services.auth.models import (
     NO_ORIGIN,
     ClaimedSync,

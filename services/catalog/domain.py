@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from decimal import Context, Decimal
 
 from marketsync.errors import InvalidArgument
-from marketsync.marketplaces import MARKETPLACES
+from marketsync.marketplaces import validate_marketplace
 
 MAX_SKU_LENGTH = 100
 MAX_INVENTORY_QUANTITY = 2**31 - 1
@@ -168,7 +168,7 @@ def format_price(price: Decimal | None) -> str:
 def validate_product_input(product: ProductInput) -> None:
     """Raise InvalidArgument naming the first field that breaks the contract."""
     validate_sku(product.sku)
-    validate_marketplace(product.marketplace)
+    validate_marketplace(product.marketplace, empty_allowed=True)
     for name, limit in TEXT_LIMITS.items():
         _check_text(name, getattr(product, name), limit)
     if product.price is not None:
@@ -208,13 +208,6 @@ def validate_stored_sku(sku: str) -> None:
         raise InvalidArgument(f"sku must be 1 to {MAX_SKU_LENGTH} characters long")
     if "#" in sku:
         raise InvalidArgument("sku must not contain '#'")
-
-
-def validate_marketplace(marketplace: str) -> None:
-    if marketplace not in ("", *MARKETPLACES):
-        raise InvalidArgument(
-            f"marketplace must be amazon, walmart or empty; got {str(marketplace)[:20]!r}"
-        )
 
 
 def validate_page_size(page_size: int) -> None:

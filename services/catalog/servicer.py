@@ -16,9 +16,9 @@ from marketsync.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from marketsync.convert import to_timestamp
 from marketsync.errors import InvalidArgument
 from marketsync.identity import current_identity
+from marketsync.marketplaces import MARKETPLACES
 from services.catalog.capacity import Units, tally_units
 from services.catalog.domain import (
-    MARKETPLACES,
     MAX_BATCH_SIZE,
     BatchResult,
     Listing,

@@ -51,9 +51,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from marketsync.backoff import Backoff
 from marketsync.errors import DomainError, InvalidArgument, NotFound, Unavailable
 from marketsync.identity import utcnow
+from marketsync.marketplaces import MARKETPLACES, validate_marketplace
 from marketsync.page_tokens import PageTokenSigner
 from services.catalog.domain import (
-    MARKETPLACES,
     MAX_BATCH_SIZE,
     MAX_DELETE_BATCH_SIZE,
     BatchDeleteResult,
@@ -67,7 +67,6 @@ from services.catalog.domain import (
     format_timestamp,
     normalize_price,
     parse_timestamp,
-    validate_marketplace,
     validate_page_size,
     validate_product_input,
     validate_stored_sku,
@@ -197,7 +196,7 @@ class ProductStore:
     ) -> ProductPage:
         """Newest first; with a marketplace, only products that have a listing there."""
         validate_page_size(page_size)
-        validate_marketplace(marketplace)
+        validate_marketplace(marketplace, empty_allowed=True)
         binding = {
             "query": _LIST_QUERY,
             "organization_id": organization_id,

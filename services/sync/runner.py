@@ -26,9 +26,8 @@ from grpc import aio
 
 from marketsync.auth.v1 import auth_pb2, auth_pb2_grpc
 from marketsync.catalog.v1 import catalog_pb2, catalog_pb2_grpc
-from marketsync.errors import InvalidArgument
 from marketsync.logs import request_id_bound
-from marketsync.marketplaces import MARKETPLACES
+from marketsync.marketplaces import validate_marketplace
 from marketsync.sync.v1 import sync_pb2
 from marketsync.tracing import continued_span, mark_span_failed
 from services.sync.marketplaces import (
@@ -63,11 +62,6 @@ LAST_ANSWERS_SECONDS = 60
 # Shown escaped in a sync's error: PostgreSQL text cannot hold NUL, and a reader cannot see the
 # rest of them.
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def validate_marketplace(marketplace: str) -> None:
-    if marketplace not in MARKETPLACES:
-        raise InvalidArgument(f"marketplace: must be amazon or walmart, got {marketplace!r}")
 
 
 @dataclass

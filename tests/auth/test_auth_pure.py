@@ -8,7 +8,7 @@ import pytest
 
 from marketsync.errors import InvalidArgument
 from services.auth.accounts import normalize_email, validate_name, validate_password
-from services.auth.credentials import mask, validate_fields, validate_marketplace
+from services.auth.credentials import mask, validate_fields
 from services.auth.passwords import PasswordHasher
 from services.auth.vault import Vault, VaultError, generate_key
 
@@ -74,11 +74,6 @@ def test_unknown_fields_are_named() -> None:
         validate_fields(
             "walmart", {"client_id": "i", "client_secret": "s", "region": "x", "api_key": "k"}
         )
-
-
-def test_unknown_marketplace_is_refused() -> None:
-    with pytest.raises(InvalidArgument, match="marketplace: 'ebay' is not one of amazon, walmart"):
-        validate_marketplace("ebay")
 
 
 def test_vault_opens_what_it_sealed_only_for_the_same_owner() -> None:
