@@ -48,7 +48,7 @@ class Backoff:
 
     def delay(self, retry: int) -> float:
         """The wait before retry number `retry` (0 for the first), in seconds."""
-        ceiling = min(self.cap_seconds, self.base_seconds * 2 ** min(retry, _MAX_DOUBLINGS))
+        ceiling = min(self.cap_seconds, self.base_seconds * 2.0 ** min(retry, _MAX_DOUBLINGS))
         return ceiling * (1 - self.jitter * self.random_fraction())
 
     def exhausted(self, failures: int) -> bool:
