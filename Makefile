@@ -43,9 +43,10 @@ lock:
 run: $(STAMP)
 	@$(BIN)/python -m marketsync.devstack
 
-## test: set up, then lint and run the whole suite
+## test: set up, then lint, type-check and run the whole suite
 test: $(STAMP)
 	@$(BIN)/ruff check --quiet .
+	@$(BIN)/mypy
 	@$(BIN)/pytest
 
 ## test-pythons: the unit and storage tests on Python 3.12 and 3.13 too, each in .venv-X.Y
@@ -62,6 +63,7 @@ test-pythons: $(OTHER_PYTHONS:%=.venv-%/.installed-$(LOCK_HASH))
 lint: $(STAMP)
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
+	@$(BIN)/mypy
 
 ## proto: regenerate the Python stubs, Envoy's descriptor set, the OpenAPI document and the
 ##        Kubernetes gateway config
@@ -104,4 +106,4 @@ bench: $(STAMP)
 	@$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(OTHER_PYTHONS:%=.venv-%) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(OTHER_PYTHONS:%=.venv-%) .pytest_cache .ruff_cache .mypy_cache

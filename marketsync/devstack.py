@@ -210,7 +210,7 @@ def _dev_secret(data_dir: Path, name: str, make: Callable[[], str]) -> str:
 def _base_env(data_dir: Path, overrides: Mapping[str, str]) -> dict[str, str]:
     env = {**os.environ, **overrides}
     env.pop("SP_API_DEFAULT_MARKETPLACE", None)
-    defaults = {
+    defaults: dict[str, str | Callable[[], str]] = {
         "PRODUCTS_TABLE_NAME": "MarketplaceSyncStack-ProductsTable",
         "AWS_REGION": "us-east-1",
         "GATEWAY_PORT": "8080",
@@ -284,7 +284,8 @@ def _wait_until(check: Callable[[], bool], what: str, timeout: float, stack: Sta
 def _http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1) as answer:  # noqa: S310 - loopback only
-            return answer.status == 200
+            status: int = answer.status
+            return status == 200
     except (urllib.error.URLError, OSError):
         return False
 
@@ -600,7 +601,7 @@ def without_password(conninfo: str) -> str:
     """A connection string as it may be shown: the password left out."""
     fields = conninfo_to_dict(conninfo)
     fields.pop("password", None)
-    return make_conninfo(**fields)
+    return make_conninfo("", **fields)
 
 
 if __name__ == "__main__":

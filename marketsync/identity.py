@@ -17,6 +17,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Final
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -24,8 +25,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from marketsync.errors import PermissionDenied, Unauthenticated
 from marketsync.keys import PublicKeys, key_id
 
-HS256 = "HS256"
-EDDSA = "EdDSA"
+HS256: Final = "HS256"
+EDDSA: Final = "EdDSA"
 TOKEN_LIFETIME = timedelta(hours=24)
 # Tolerated difference between the clocks of the replica that issued a token and the one reading.
 CLOCK_SKEW_SECONDS = 60

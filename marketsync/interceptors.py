@@ -26,7 +26,7 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -92,9 +92,11 @@ class AccessInterceptor(aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
         if handler is None:
@@ -104,7 +106,9 @@ class AccessInterceptor(aio.ServerInterceptor):
         return _require_message(handler)
 
     @asynccontextmanager
-    async def _guard(self, method: str, context: aio.ServicerContext) -> AsyncIterator[None]:
+    async def _guard(
+        self, method: str, context: aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[None]:
         metadata = dict(context.invocation_metadata() or ())
         # Envoy's request id ties every service's log lines to the gateway's access log line;
         # internal calls pass it on (marketsync.service_auth).
@@ -114,7 +118,7 @@ class AccessInterceptor(aio.ServerInterceptor):
 
     @asynccontextmanager
     async def _answering_errors(
-        self, method: str, metadata: dict[str, Any], context: aio.ServicerContext
+        self, method: str, metadata: dict[str, Any], context: aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[None]:
         reset = None
         where = {"method": method}
@@ -169,7 +173,7 @@ def _downstream_status(where: dict[str, str], exc: aio.AioRpcError) -> tuple[grp
     return grpc.StatusCode.UNAVAILABLE, "a backing service is unavailable; try again shortly"
 
 
-Guard = Callable[[aio.ServicerContext], Any]
+Guard = Callable[[aio.ServicerContext[Any, Any]], Any]
 
 
 _UNDECODABLE = object()
@@ -202,36 +206,60 @@ async def _decoded_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
         yield _decoded(request)
 
 
-def _wrap_handler(handler: grpc.RpcMethodHandler, guard: Guard) -> grpc.RpcMethodHandler:
+class _AioBehaviours(Protocol):
+    """A method handler as grpc.aio's server fills it: coroutine functions (or async generators)
+    given aio contexts and request streams. grpc's stubs type only the threaded server's
+    handlers, whose behaviours are plain functions over iterators."""
+
+    unary_unary: Callable[[Any, aio.ServicerContext[Any, Any]], Awaitable[Any]] | None
+    unary_stream: (
+        Callable[[Any, aio.ServicerContext[Any, Any]], AsyncIterator[Any] | Awaitable[None]] | None
+    )
+    stream_unary: (
+        Callable[[AsyncIterator[Any], aio.ServicerContext[Any, Any]], Awaitable[Any]] | None
+    )
+    stream_stream: (
+        Callable[[AsyncIterator[Any], aio.ServicerContext[Any, Any]], AsyncIterator[Any]] | None
+    )
+
+
+def _behaviours(handler: grpc.RpcMethodHandler[Any, Any]) -> _AioBehaviours:
+    return cast(_AioBehaviours, handler)
+
+
+def _wrap_handler(
+    handler: grpc.RpcMethodHandler[Any, Any], guard: Guard
+) -> grpc.RpcMethodHandler[Any, Any]:
     codec = {
         "request_deserializer": _tolerant(handler.request_deserializer),
         "response_serializer": handler.response_serializer,
     }
-    if handler.unary_unary:
-        unary = handler.unary_unary
+    behaviours = _behaviours(handler)
+    if behaviours.unary_unary:
+        unary = behaviours.unary_unary
 
-        async def respond(request: Any, context: aio.ServicerContext) -> Any:
+        async def respond(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
             async with guard(context):
                 return await unary(_decoded(request), context)
 
         return grpc.unary_unary_rpc_method_handler(respond, **codec)
-    if handler.stream_unary:
-        streamed = handler.stream_unary
+    if behaviours.stream_unary:
+        streamed = behaviours.stream_unary
 
         async def respond_to_stream(
-            requests: AsyncIterator[Any], context: aio.ServicerContext
+            requests: AsyncIterator[Any], context: aio.ServicerContext[Any, Any]
         ) -> Any:
             async with guard(context):
                 return await streamed(_decoded_stream(requests), context)
 
         return grpc.stream_unary_rpc_method_handler(respond_to_stream, **codec)
-    if handler.stream_stream:
+    if behaviours.stream_stream:
         # Bidirectional handlers here are async generators: each answer they yield is sent.
-        answering = handler.stream_stream
+        answering = behaviours.stream_stream
 
         # An async generator itself, as the tracing interceptor around it expects.
         async def respond_in_turn(
-            requests: AsyncIterator[Any], context: aio.ServicerContext
+            requests: AsyncIterator[Any], context: aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
             async with guard(context):
                 async for response in answering(_decoded_stream(requests), context):
@@ -244,14 +272,16 @@ def _wrap_handler(handler: grpc.RpcMethodHandler, guard: Guard) -> grpc.RpcMetho
 NO_MESSAGE = "the request carries no message"
 
 
-async def _only_message(requests: AsyncIterator[Any], context: aio.ServicerContext) -> Any:
+async def _only_message(
+    requests: AsyncIterator[Any], context: aio.ServicerContext[Any, Any]
+) -> Any:
     async for request in requests:
         # A second message is ignored, as grpc's own unary path ignores it.
         return request
     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, NO_MESSAGE)
 
 
-def _require_message(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+def _require_message(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
     """The handler of a one-message method, served as a request stream that reads that message:
     the aio server dispatches on `request_streaming`, and only its stream path reports a stream
     that ended without one (see the module's docstring)."""
@@ -259,18 +289,21 @@ def _require_message(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         "request_deserializer": handler.request_deserializer,
         "response_serializer": handler.response_serializer,
     }
-    if handler.unary_unary:
-        unary = handler.unary_unary
+    behaviours = _behaviours(handler)
+    if behaviours.unary_unary:
+        unary = behaviours.unary_unary
 
-        async def respond(requests: AsyncIterator[Any], context: aio.ServicerContext) -> Any:
+        async def respond(
+            requests: AsyncIterator[Any], context: aio.ServicerContext[Any, Any]
+        ) -> Any:
             return await unary(await _only_message(requests, context), context)
 
         return grpc.stream_unary_rpc_method_handler(respond, **codec)
-    if handler.unary_stream:
-        streamed = handler.unary_stream
+    if behaviours.unary_stream:
+        streamed = behaviours.unary_stream
 
         async def respond_with_stream(
-            requests: AsyncIterator[Any], context: aio.ServicerContext
+            requests: AsyncIterator[Any], context: aio.ServicerContext[Any, Any]
         ) -> None:
             responses = streamed(await _only_message(requests, context), context)
             if inspect.isawaitable(responses):

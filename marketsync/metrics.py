@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import grpc
@@ -70,22 +70,26 @@ class ServerMetricsInterceptor(aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
         return _measured(handler, *_split(handler_call_details.method))
 
 
-def _measured(handler: grpc.RpcMethodHandler, service: str, method: str) -> grpc.RpcMethodHandler:
+def _measured(
+    handler: grpc.RpcMethodHandler[Any, Any], service: str, method: str
+) -> grpc.RpcMethodHandler[Any, Any]:
     codec = {
         "request_deserializer": handler.request_deserializer,
         "response_serializer": handler.response_serializer,
     }
 
-    async def observed(behavior: Any, request: Any, context: aio.ServicerContext) -> Any:
+    async def observed(behavior: Any, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
         started = time.perf_counter()
         code = grpc.StatusCode.UNKNOWN
         try:
@@ -113,33 +117,37 @@ def _measured(handler: grpc.RpcMethodHandler, service: str, method: str) -> grpc
     if handler.unary_unary:
         unary = handler.unary_unary
 
-        async def unary_unary(request: Any, context: aio.ServicerContext) -> Any:
+        async def unary_unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
             return await observed(unary, request, context)
 
         return grpc.unary_unary_rpc_method_handler(unary_unary, **codec)
     if handler.unary_stream:
         streamed = handler.unary_stream
 
-        async def unary_stream(request: Any, context: aio.ServicerContext) -> None:
+        async def unary_stream(request: Any, context: aio.ServicerContext[Any, Any]) -> None:
             await observed(streamed, request, context)
 
         return grpc.unary_stream_rpc_method_handler(unary_stream, **codec)
     if handler.stream_unary:
         gathered = handler.stream_unary
 
-        async def stream_unary(requests: AsyncIterator[Any], context: aio.ServicerContext) -> Any:
+        async def stream_unary(
+            requests: AsyncIterator[Any], context: aio.ServicerContext[Any, Any]
+        ) -> Any:
             return await observed(gathered, requests, context)
 
         return grpc.stream_unary_rpc_method_handler(stream_unary, **codec)
     answering = handler.stream_stream
 
-    async def stream_stream(requests: AsyncIterator[Any], context: aio.ServicerContext) -> None:
+    async def stream_stream(
+        requests: AsyncIterator[Any], context: aio.ServicerContext[Any, Any]
+    ) -> None:
         await observed(answering, requests, context)
 
     return grpc.stream_stream_rpc_method_handler(stream_stream, **codec)
 
 
-def _status_of(context: aio.ServicerContext, default: grpc.StatusCode) -> grpc.StatusCode:
+def _status_of(context: aio.ServicerContext[Any, Any], default: grpc.StatusCode) -> grpc.StatusCode:
     """The status the handler set or aborted with; `default` when it set none."""
     code = context.code()
     if isinstance(code, grpc.StatusCode):
@@ -203,7 +211,7 @@ class _StreamUnary(_ClientMetrics, aio.StreamUnaryClientInterceptor):
         self,
         continuation: Callable[..., Any],
         client_call_details: Any,
-        request_iterator: AsyncIterator[Any],
+        request_iterator: AsyncIterable[Any] | Iterable[Any],
     ) -> Any:
         call = await continuation(client_call_details, request_iterator)
         self._watch(client_call_details.method, call)
@@ -215,7 +223,7 @@ class _StreamStream(_ClientMetrics, aio.StreamStreamClientInterceptor):
         self,
         continuation: Callable[..., Any],
         client_call_details: Any,
-        request_iterator: AsyncIterator[Any],
+        request_iterator: AsyncIterable[Any] | Iterable[Any],
     ) -> Any:
         call = await continuation(client_call_details, request_iterator)
         self._watch(client_call_details.method, call)

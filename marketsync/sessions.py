@@ -27,7 +27,7 @@ MAX_CACHED_SESSIONS = 50_000
 class RemoteSessionChecker:
     def __init__(
         self,
-        auth: auth_pb2_grpc.AuthInternalServiceStub,
+        auth: auth_pb2_grpc.AuthInternalServiceAsyncStub,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

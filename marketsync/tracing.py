@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 
+import grpc
 from grpc import aio
 from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -67,7 +68,7 @@ async def flush_spans() -> None:
         await asyncio.to_thread(provider.shutdown)
 
 
-def _traced() -> Callable[[object], bool]:
+def _traced() -> Callable[[grpc.HandlerCallDetails], bool]:
     from opentelemetry.instrumentation.grpc.filters import (
         any_of,
         full_method_name,

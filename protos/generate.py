@@ -42,7 +42,20 @@ def run_protoc(args: list[str], proto_root: Path = PROTO_ROOT) -> None:
 def generate(output_root: Path) -> None:
     files = proto_files()
     out = str(output_root)
-    run_protoc([f"--python_out={out}", f"--pyi_out={out}", f"--grpc_python_out={out}", *files])
+    # mypy-protobuf's stubs type the gRPC modules too (protoc's own --pyi_out leaves them
+    # untyped), which `mypy --strict` needs of everything our services call.
+    plugins = Path(sys.executable).parent
+    run_protoc(
+        [
+            f"--plugin=protoc-gen-mypy={plugins / 'protoc-gen-mypy'}",
+            f"--plugin=protoc-gen-mypy_grpc={plugins / 'protoc-gen-mypy_grpc'}",
+            f"--python_out={out}",
+            f"--mypy_out={out}",
+            f"--grpc_python_out={out}",
+            f"--mypy_grpc_out={out}",
+            *files,
+        ]
+    )
     for package_dir in {Path(f).parent for f in files}:
         for level in (package_dir, *package_dir.parents):
             if level != Path("."):

@@ -296,7 +296,9 @@ def search_catalog_items(state: SandboxState, request: Request, _: re.Match[str]
     return _ok("searchCatalogItems", answer)
 
 
-def _catalog_item(listing: AmazonListing, marketplace_id: str, included: set[str]) -> dict:
+def _catalog_item(
+    listing: AmazonListing, marketplace_id: str, included: set[str]
+) -> dict[str, object]:
     item: dict[str, object] = {"asin": listing.asin}
     if "summaries" in included:
         summary: dict[str, object] = {

@@ -10,6 +10,7 @@ import struct
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from marketsync.sandbox import amazon, walmart
@@ -65,7 +66,9 @@ class SandboxServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.state = SandboxState()
 
-    def handle_error(self, request: object, client_address: object) -> None:
+    def handle_error(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
+    ) -> None:
         # A client that goes away mid-call (a sync cancelled or stopped) is not the sandbox's
         # error: only others are printed.
         if not isinstance(sys.exc_info()[1], ConnectionError):
@@ -73,7 +76,7 @@ class SandboxServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
+        host, port = self.socket.getsockname()[:2]
         if host in ("0.0.0.0", ""):  # noqa: S104 - names the wildcard, binds nothing
             host = "127.0.0.1"
         return f"http://{host}:{port}"
@@ -107,6 +110,7 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
             base_url=self.server.url,
         )
+        answer: Answer | None
         try:
             answer = self._dispatch(request)
         except Interrupt as interrupt:

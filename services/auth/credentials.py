@@ -129,7 +129,8 @@ class Credentials:
                 f"marketplace: the saved {marketplace} credentials cannot be decrypted with the "
                 f"configured keys; an admin must save them again"
             ) from exc
-        return json.loads(plaintext)
+        credentials: dict[str, str] = json.loads(plaintext)
+        return credentials
 
 
 def usable(marketplace: str, row: store.StoredCredentials | None) -> Sealed:

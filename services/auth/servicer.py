@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from grpc import aio
 
@@ -71,7 +72,7 @@ def _received(invitation: ReceivedInvitation) -> auth_pb2.ReceivedInvitation:
     )
 
 
-def _client(context: aio.ServicerContext) -> str:
+def _client(context: aio.ServicerContext[Any, Any]) -> str:
     return client_address(dict(context.invocation_metadata() or ()), context.peer())
 
 
@@ -123,7 +124,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self._invitations = invitations
 
     async def Register(
-        self, request: auth_pb2.RegisterRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.RegisterRequest,
+        context: aio.ServicerContext[auth_pb2.RegisterRequest, auth_pb2.RegisterResponse],
     ) -> auth_pb2.RegisterResponse:
         registration = await self._accounts.register(
             email=request.email,
@@ -142,7 +145,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         )
 
     async def Login(
-        self, request: auth_pb2.LoginRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.LoginRequest,
+        context: aio.ServicerContext[auth_pb2.LoginRequest, auth_pb2.LoginResponse],
     ) -> auth_pb2.LoginResponse:
         result = await counted_login(
             self._accounts.login(
@@ -161,13 +166,17 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         )
 
     async def Logout(
-        self, request: auth_pb2.LogoutRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.LogoutRequest,
+        context: aio.ServicerContext[auth_pb2.LogoutRequest, auth_pb2.LogoutResponse],
     ) -> auth_pb2.LogoutResponse:
         await self._accounts.logout(current_identity())
         return auth_pb2.LogoutResponse()
 
     async def GetMe(
-        self, request: auth_pb2.GetMeRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.GetMeRequest,
+        context: aio.ServicerContext[auth_pb2.GetMeRequest, auth_pb2.GetMeResponse],
     ) -> auth_pb2.GetMeResponse:
         me = await self._accounts.me(current_identity())
         return auth_pb2.GetMeResponse(
@@ -178,7 +187,11 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         )
 
     async def SwitchOrganization(
-        self, request: auth_pb2.SwitchOrganizationRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.SwitchOrganizationRequest,
+        context: aio.ServicerContext[
+            auth_pb2.SwitchOrganizationRequest, auth_pb2.SwitchOrganizationResponse
+        ],
     ) -> auth_pb2.SwitchOrganizationResponse:
         issued = await self._accounts.switch_organization(
             current_identity(), request.organization_id
@@ -188,7 +201,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         )
 
     async def ListSessions(
-        self, request: auth_pb2.ListSessionsRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.ListSessionsRequest,
+        context: aio.ServicerContext[auth_pb2.ListSessionsRequest, auth_pb2.ListSessionsResponse],
     ) -> auth_pb2.ListSessionsResponse:
         sessions = await self._accounts.list_sessions(current_identity())
         return auth_pb2.ListSessionsResponse(
@@ -204,13 +219,19 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         )
 
     async def RevokeSession(
-        self, request: auth_pb2.RevokeSessionRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.RevokeSessionRequest,
+        context: aio.ServicerContext[auth_pb2.RevokeSessionRequest, auth_pb2.RevokeSessionResponse],
     ) -> auth_pb2.RevokeSessionResponse:
         await self._accounts.revoke_session(current_identity(), request.session_id)
         return auth_pb2.RevokeSessionResponse()
 
     async def CreateOrganization(
-        self, request: auth_pb2.CreateOrganizationRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.CreateOrganizationRequest,
+        context: aio.ServicerContext[
+            auth_pb2.CreateOrganizationRequest, auth_pb2.CreateOrganizationResponse
+        ],
     ) -> auth_pb2.CreateOrganizationResponse:
         organization = await self._organizations.create(current_identity(), request.name)
         return auth_pb2.CreateOrganizationResponse(
@@ -218,13 +239,17 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         )
 
     async def ListMembers(
-        self, request: auth_pb2.ListMembersRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.ListMembersRequest,
+        context: aio.ServicerContext[auth_pb2.ListMembersRequest, auth_pb2.ListMembersResponse],
     ) -> auth_pb2.ListMembersResponse:
         members = await self._organizations.list_members(current_identity())
         return auth_pb2.ListMembersResponse(members=[_member(m) for m in members])
 
     async def InviteMember(
-        self, request: auth_pb2.InviteMemberRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.InviteMemberRequest,
+        context: aio.ServicerContext[auth_pb2.InviteMemberRequest, auth_pb2.InviteMemberResponse],
     ) -> auth_pb2.InviteMemberResponse:
         invitation = await self._invitations.invite(
             current_identity(), email=request.email, role=request.role
@@ -232,37 +257,61 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.InviteMemberResponse(invitation=_invitation(invitation))
 
     async def ListInvitations(
-        self, request: auth_pb2.ListInvitationsRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.ListInvitationsRequest,
+        context: aio.ServicerContext[
+            auth_pb2.ListInvitationsRequest, auth_pb2.ListInvitationsResponse
+        ],
     ) -> auth_pb2.ListInvitationsResponse:
         invitations = await self._invitations.list_pending(current_identity())
         return auth_pb2.ListInvitationsResponse(invitations=[_invitation(i) for i in invitations])
 
     async def RevokeInvitation(
-        self, request: auth_pb2.RevokeInvitationRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.RevokeInvitationRequest,
+        context: aio.ServicerContext[
+            auth_pb2.RevokeInvitationRequest, auth_pb2.RevokeInvitationResponse
+        ],
     ) -> auth_pb2.RevokeInvitationResponse:
         await self._invitations.revoke(current_identity(), request.invitation_id)
         return auth_pb2.RevokeInvitationResponse()
 
     async def ListMyInvitations(
-        self, request: auth_pb2.ListMyInvitationsRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.ListMyInvitationsRequest,
+        context: aio.ServicerContext[
+            auth_pb2.ListMyInvitationsRequest, auth_pb2.ListMyInvitationsResponse
+        ],
     ) -> auth_pb2.ListMyInvitationsResponse:
         invitations = await self._invitations.received(current_identity())
         return auth_pb2.ListMyInvitationsResponse(invitations=[_received(i) for i in invitations])
 
     async def AcceptInvitation(
-        self, request: auth_pb2.AcceptInvitationRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.AcceptInvitationRequest,
+        context: aio.ServicerContext[
+            auth_pb2.AcceptInvitationRequest, auth_pb2.AcceptInvitationResponse
+        ],
     ) -> auth_pb2.AcceptInvitationResponse:
         member = await self._invitations.accept(current_identity(), request.invitation_id)
         return auth_pb2.AcceptInvitationResponse(member=_member(member))
 
     async def DeclineInvitation(
-        self, request: auth_pb2.DeclineInvitationRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.DeclineInvitationRequest,
+        context: aio.ServicerContext[
+            auth_pb2.DeclineInvitationRequest, auth_pb2.DeclineInvitationResponse
+        ],
     ) -> auth_pb2.DeclineInvitationResponse:
         await self._invitations.decline(current_identity(), request.invitation_id)
         return auth_pb2.DeclineInvitationResponse()
 
     async def UpdateMemberRole(
-        self, request: auth_pb2.UpdateMemberRoleRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.UpdateMemberRoleRequest,
+        context: aio.ServicerContext[
+            auth_pb2.UpdateMemberRoleRequest, auth_pb2.UpdateMemberRoleResponse
+        ],
     ) -> auth_pb2.UpdateMemberRoleResponse:
         member = await self._organizations.change_role(
             current_identity(), user_id=request.user_id, role=request.role
@@ -270,7 +319,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.UpdateMemberRoleResponse(member=_member(member))
 
     async def RemoveMember(
-        self, request: auth_pb2.RemoveMemberRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.RemoveMemberRequest,
+        context: aio.ServicerContext[auth_pb2.RemoveMemberRequest, auth_pb2.RemoveMemberResponse],
     ) -> auth_pb2.RemoveMemberResponse:
         await self._organizations.remove_member(current_identity(), request.user_id)
         return auth_pb2.RemoveMemberResponse()
@@ -281,7 +332,9 @@ class CredentialsServicer(auth_pb2_grpc.CredentialsServiceServicer):
         self._credentials = credentials
 
     async def PutCredentials(
-        self, request: auth_pb2.PutCredentialsRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.PutCredentialsRequest,
+        context: aio.ServicerContext[auth_pb2.PutCredentialsRequest, auth_pb2.CredentialsSummary],
     ) -> auth_pb2.CredentialsSummary:
         summary = await self._credentials.save(
             current_identity(), request.marketplace, dict(request.credentials)
@@ -289,13 +342,21 @@ class CredentialsServicer(auth_pb2_grpc.CredentialsServiceServicer):
         return _credentials(summary)
 
     async def ListCredentials(
-        self, request: auth_pb2.ListCredentialsRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.ListCredentialsRequest,
+        context: aio.ServicerContext[
+            auth_pb2.ListCredentialsRequest, auth_pb2.ListCredentialsResponse
+        ],
     ) -> auth_pb2.ListCredentialsResponse:
         summaries = await self._credentials.list_all(current_identity())
         return auth_pb2.ListCredentialsResponse(credentials=[_credentials(s) for s in summaries])
 
     async def DeleteCredentials(
-        self, request: auth_pb2.DeleteCredentialsRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.DeleteCredentialsRequest,
+        context: aio.ServicerContext[
+            auth_pb2.DeleteCredentialsRequest, auth_pb2.DeleteCredentialsResponse
+        ],
     ) -> auth_pb2.DeleteCredentialsResponse:
         await self._credentials.delete(current_identity(), request.marketplace)
         return auth_pb2.DeleteCredentialsResponse()
@@ -308,7 +369,9 @@ class AuthInternalServicer(auth_pb2_grpc.AuthInternalServiceServicer):
         self._sync_logs = sync_logs
 
     async def CheckSession(
-        self, request: auth_pb2.CheckSessionRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.CheckSessionRequest,
+        context: aio.ServicerContext[auth_pb2.CheckSessionRequest, auth_pb2.CheckSessionResponse],
     ) -> auth_pb2.CheckSessionResponse:
         # The role is a placeholder: the member row decides and check_session answers it.
         claimed = Identity(
@@ -321,7 +384,11 @@ class AuthInternalServicer(auth_pb2_grpc.AuthInternalServiceServicer):
         return auth_pb2.CheckSessionResponse(role=confirmed.role)
 
     async def GetMarketplaceCredentials(
-        self, request: auth_pb2.GetMarketplaceCredentialsRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.GetMarketplaceCredentialsRequest,
+        context: aio.ServicerContext[
+            auth_pb2.GetMarketplaceCredentialsRequest, auth_pb2.GetMarketplaceCredentialsResponse
+        ],
     ) -> auth_pb2.GetMarketplaceCredentialsResponse:
         fields = await self._credentials.read_active_credentials(
             request.organization_id, request.marketplace
@@ -329,7 +396,9 @@ class AuthInternalServicer(auth_pb2_grpc.AuthInternalServiceServicer):
         return auth_pb2.GetMarketplaceCredentialsResponse(credentials=fields)
 
     async def EnqueueSync(
-        self, request: auth_pb2.EnqueueSyncRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.EnqueueSyncRequest,
+        context: aio.ServicerContext[auth_pb2.EnqueueSyncRequest, sync_pb2.SyncLog],
     ) -> sync_pb2.SyncLog:
         log = await self._sync_logs.enqueue(
             organization_id=request.organization_id,
@@ -344,7 +413,11 @@ class AuthInternalServicer(auth_pb2_grpc.AuthInternalServiceServicer):
         return sync_log_message(log)
 
     async def EnqueueDueSyncs(
-        self, request: auth_pb2.EnqueueDueSyncsRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.EnqueueDueSyncsRequest,
+        context: aio.ServicerContext[
+            auth_pb2.EnqueueDueSyncsRequest, auth_pb2.EnqueueDueSyncsResponse
+        ],
     ) -> auth_pb2.EnqueueDueSyncsResponse:
         queued = await self._sync_logs.enqueue_due(
             interval=timedelta(seconds=request.interval_seconds),
@@ -358,7 +431,9 @@ class AuthInternalServicer(auth_pb2_grpc.AuthInternalServiceServicer):
         )
 
     async def ClaimSyncs(
-        self, request: auth_pb2.ClaimSyncsRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.ClaimSyncsRequest,
+        context: aio.ServicerContext[auth_pb2.ClaimSyncsRequest, auth_pb2.ClaimSyncsResponse],
     ) -> auth_pb2.ClaimSyncsResponse:
         claimed = await self._sync_logs.claim(replica=request.replica, max_syncs=request.max_syncs)
         return auth_pb2.ClaimSyncsResponse(
@@ -375,7 +450,11 @@ class AuthInternalServicer(auth_pb2_grpc.AuthInternalServiceServicer):
         )
 
     async def HeartbeatSyncLog(
-        self, request: auth_pb2.HeartbeatSyncLogRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.HeartbeatSyncLogRequest,
+        context: aio.ServicerContext[
+            auth_pb2.HeartbeatSyncLogRequest, auth_pb2.HeartbeatSyncLogResponse
+        ],
     ) -> auth_pb2.HeartbeatSyncLogResponse:
         await self._sync_logs.heartbeat(
             organization_id=request.organization_id,
@@ -386,7 +465,9 @@ class AuthInternalServicer(auth_pb2_grpc.AuthInternalServiceServicer):
         return auth_pb2.HeartbeatSyncLogResponse()
 
     async def FinishSyncLog(
-        self, request: auth_pb2.FinishSyncLogRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.FinishSyncLogRequest,
+        context: aio.ServicerContext[auth_pb2.FinishSyncLogRequest, sync_pb2.SyncLog],
     ) -> sync_pb2.SyncLog:
         log = await self._sync_logs.finish(
             organization_id=request.organization_id,
@@ -400,7 +481,11 @@ class AuthInternalServicer(auth_pb2_grpc.AuthInternalServiceServicer):
         return sync_log_message(log)
 
     async def ReleaseSyncLog(
-        self, request: auth_pb2.ReleaseSyncLogRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.ReleaseSyncLogRequest,
+        context: aio.ServicerContext[
+            auth_pb2.ReleaseSyncLogRequest, auth_pb2.ReleaseSyncLogResponse
+        ],
     ) -> auth_pb2.ReleaseSyncLogResponse:
         await self._sync_logs.release(
             organization_id=request.organization_id,
@@ -411,7 +496,9 @@ class AuthInternalServicer(auth_pb2_grpc.AuthInternalServiceServicer):
         return auth_pb2.ReleaseSyncLogResponse()
 
     async def GetSyncLog(
-        self, request: auth_pb2.GetSyncLogRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.GetSyncLogRequest,
+        context: aio.ServicerContext[auth_pb2.GetSyncLogRequest, sync_pb2.SyncLog],
     ) -> sync_pb2.SyncLog:
         log = await self._sync_logs.get(
             organization_id=request.organization_id, sync_id=request.sync_id
@@ -419,7 +506,9 @@ class AuthInternalServicer(auth_pb2_grpc.AuthInternalServiceServicer):
         return sync_log_message(log)
 
     async def ListSyncLogs(
-        self, request: auth_pb2.ListSyncLogsRequest, context: aio.ServicerContext
+        self,
+        request: auth_pb2.ListSyncLogsRequest,
+        context: aio.ServicerContext[auth_pb2.ListSyncLogsRequest, auth_pb2.ListSyncLogsResponse],
     ) -> auth_pb2.ListSyncLogsResponse:
         page = await self._sync_logs.list_page(
             organization_id=request.organization_id,

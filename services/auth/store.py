@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timedelta
+from typing import Any
 
 from psycopg import AsyncConnection, sql
 from psycopg.rows import class_row
@@ -386,7 +387,7 @@ async def upsert_credentials(
 StoredCredentials = tuple[str, bool, datetime, Sealed]  # marketplace, is_active, updated_at
 
 
-def _stored(row: tuple) -> StoredCredentials:
+def _stored(row: tuple[Any, ...]) -> StoredCredentials:
     marketplace, is_active, updated_at, key_id, nonce, ciphertext = row
     return marketplace, is_active, updated_at, Sealed(key_id, bytes(nonce), bytes(ciphertext))
 

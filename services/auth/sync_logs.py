@@ -154,15 +154,26 @@ class SyncLogs:
         if retry and status != "failed":
             raise InvalidArgument("retry: only a failed run is retried")
         _validate_counts(counts)
-        held = {"organization_id": organization_id, "sync_id": sync_id, "claim": claim}
         async with self._pool.connection() as conn:
             if retry:
                 log = await store.retry_sync(
-                    conn, **held, counts=counts, error=error or "", policy=self._policy.retry
+                    conn,
+                    organization_id=organization_id,
+                    sync_id=sync_id,
+                    claim=claim,
+                    counts=counts,
+                    error=error or "",
+                    policy=self._policy.retry,
                 )
             else:
                 log = await store.finish_sync(
-                    conn, **held, status=status, counts=counts, error=error
+                    conn,
+                    organization_id=organization_id,
+                    sync_id=sync_id,
+                    claim=claim,
+                    status=status,
+                    counts=counts,
+                    error=error,
                 )
             if log is None:
                 await _raise_not_held(conn, organization_id, sync_id)

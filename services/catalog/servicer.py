@@ -130,7 +130,11 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         self._writing = KeyedLocks()
 
     async def ListProducts(
-        self, request: catalog_pb2.ListProductsRequest, context: aio.ServicerContext
+        self,
+        request: catalog_pb2.ListProductsRequest,
+        context: aio.ServicerContext[
+            catalog_pb2.ListProductsRequest, catalog_pb2.ListProductsResponse
+        ],
     ) -> catalog_pb2.ListProductsResponse:
         identity = current_identity()
         page_size = request.page_size if request.HasField("page_size") else DEFAULT_PAGE_SIZE
@@ -148,14 +152,18 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         )
 
     async def GetProduct(
-        self, request: catalog_pb2.GetProductRequest, context: aio.ServicerContext
+        self,
+        request: catalog_pb2.GetProductRequest,
+        context: aio.ServicerContext[catalog_pb2.GetProductRequest, catalog_pb2.Product],
     ) -> catalog_pb2.Product:
         identity = current_identity()
         product = await asyncio.to_thread(self._store.get, identity.organization_id, request.sku)
         return product_message(product)
 
     async def UpsertProduct(
-        self, request: catalog_pb2.UpsertProductRequest, context: aio.ServicerContext
+        self,
+        request: catalog_pb2.UpsertProductRequest,
+        context: aio.ServicerContext[catalog_pb2.UpsertProductRequest, catalog_pb2.Product],
     ) -> catalog_pb2.Product:
         identity = current_identity()
         identity.require_role("member")
@@ -168,7 +176,11 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         return product_message(stored)
 
     async def DeleteProduct(
-        self, request: catalog_pb2.DeleteProductRequest, context: aio.ServicerContext
+        self,
+        request: catalog_pb2.DeleteProductRequest,
+        context: aio.ServicerContext[
+            catalog_pb2.DeleteProductRequest, catalog_pb2.DeleteProductResponse
+        ],
     ) -> catalog_pb2.DeleteProductResponse:
         identity = current_identity()
         identity.require_role("member")
@@ -176,7 +188,11 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         return catalog_pb2.DeleteProductResponse()
 
     async def BatchUpsertProducts(
-        self, request: catalog_pb2.BatchUpsertProductsRequest, context: aio.ServicerContext
+        self,
+        request: catalog_pb2.BatchUpsertProductsRequest,
+        context: aio.ServicerContext[
+            catalog_pb2.BatchUpsertProductsRequest, catalog_pb2.BatchUpsertProductsResponse
+        ],
     ) -> catalog_pb2.BatchUpsertProductsResponse:
         identity = current_identity()
         identity.require_role("member")
@@ -193,7 +209,11 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         )
 
     async def BatchDeleteProducts(
-        self, request: catalog_pb2.BatchDeleteProductsRequest, context: aio.ServicerContext
+        self,
+        request: catalog_pb2.BatchDeleteProductsRequest,
+        context: aio.ServicerContext[
+            catalog_pb2.BatchDeleteProductsRequest, catalog_pb2.BatchDeleteProductsResponse
+        ],
     ) -> catalog_pb2.BatchDeleteProductsResponse:
         identity = current_identity()
         identity.require_role("member")
@@ -205,7 +225,11 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         )
 
     async def GetPriceHistory(
-        self, request: catalog_pb2.GetPriceHistoryRequest, context: aio.ServicerContext
+        self,
+        request: catalog_pb2.GetPriceHistoryRequest,
+        context: aio.ServicerContext[
+            catalog_pb2.GetPriceHistoryRequest, catalog_pb2.GetPriceHistoryResponse
+        ],
     ) -> catalog_pb2.GetPriceHistoryResponse:
         identity = current_identity()
         points = await asyncio.to_thread(
@@ -230,7 +254,9 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
     async def WriteSyncedProducts(
         self,
         request_iterator: AsyncIterator[catalog_pb2.WriteSyncedProductsRequest],
-        context: aio.ServicerContext,
+        context: aio.ServicerContext[
+            catalog_pb2.WriteSyncedProductsRequest, catalog_pb2.WriteSyncedProductsResponse
+        ],
     ) -> AsyncIterator[catalog_pb2.WriteSyncedProductsResponse]:
         """Each batch answered once it is stored, before the next is read: the sync counts
         what was written as it goes, and its unanswered batches pace it."""
@@ -248,7 +274,11 @@ class CatalogInternalServicer(catalog_pb2_grpc.CatalogInternalServiceServicer):
             yield _batch_answer(refused, result, tally.units)
 
     async def GetStoredProducts(
-        self, request: catalog_pb2.GetStoredProductsRequest, context: aio.ServicerContext
+        self,
+        request: catalog_pb2.GetStoredProductsRequest,
+        context: aio.ServicerContext[
+            catalog_pb2.GetStoredProductsRequest, catalog_pb2.GetStoredProductsResponse
+        ],
     ) -> catalog_pb2.GetStoredProductsResponse:
         if request.organization_id <= 0:
             raise InvalidArgument("organization_id: must name an organization")

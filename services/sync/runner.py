@@ -17,7 +17,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -51,7 +51,7 @@ CRASH = "the sync stopped on an internal error"
 
 # (marketplace, credentials, organization id, what earlier syncs stored) -> pages
 OpenCatalogue = Callable[
-    [str, Mapping[str, str], int, StoredEnrichment], AsyncIterator[CatalogPage]
+    [str, Mapping[str, str], int, StoredEnrichment], AsyncGenerator[CatalogPage, None]
 ]
 STORED_LOOKUP_SECONDS = 30
 # Batches sent to the catalog ahead of its answers: one being stored while the next waits, so
@@ -172,8 +172,8 @@ class SyncWorker:
     def __init__(
         self,
         *,
-        auth: auth_pb2_grpc.AuthInternalServiceStub,
-        catalog: catalog_pb2_grpc.CatalogInternalServiceStub,
+        auth: auth_pb2_grpc.AuthInternalServiceAsyncStub,
+        catalog: catalog_pb2_grpc.CatalogInternalServiceAsyncStub,
         open_catalogue: OpenCatalogue,
         replica: str,
         max_concurrent: int,
@@ -278,7 +278,7 @@ class SyncWorker:
 
     async def _run_for_origin(self, claimed: auth_pb2.ClaimedSync) -> None:
         """Run as part of the request that queued the sync: in its trace, with its request id."""
-        attributes = {
+        attributes: dict[str, str | int] = {
             "marketsync.sync_id": claimed.log.sync_id,
             "marketsync.marketplace": claimed.log.marketplace,
         }
@@ -517,7 +517,7 @@ class _CatalogWriter:
 
     def __init__(
         self,
-        catalog: catalog_pb2_grpc.CatalogInternalServiceStub,
+        catalog: catalog_pb2_grpc.CatalogInternalServiceAsyncStub,
         organization_id: int,
         marketplace: str,
         progress: Progress,

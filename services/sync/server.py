@@ -9,7 +9,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 
 from grpc import aio
 from pydantic import Field
@@ -79,7 +79,7 @@ def catalogue_opener(settings: SyncSettings, pacer: Pacer) -> OpenCatalogue:
         credentials: Mapping[str, str],
         organization_id: int,
         stored_enrichment: StoredEnrichment,
-    ) -> AsyncIterator[CatalogPage]:
+    ) -> AsyncGenerator[CatalogPage, None]:
         account = str(organization_id)
         if marketplace == AMAZON:
             return AmazonCatalog(

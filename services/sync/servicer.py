@@ -19,7 +19,7 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
     def __init__(
         self,
         worker: SyncWorker,
-        auth: auth_pb2_grpc.AuthInternalServiceStub,
+        auth: auth_pb2_grpc.AuthInternalServiceAsyncStub,
         page_tokens: PageTokenSigner,
     ) -> None:
         self._worker = worker
@@ -27,7 +27,9 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         self._page_tokens = page_tokens
 
     async def StartSync(
-        self, request: sync_pb2.StartSyncRequest, context: aio.ServicerContext
+        self,
+        request: sync_pb2.StartSyncRequest,
+        context: aio.ServicerContext[sync_pb2.StartSyncRequest, sync_pb2.StartSyncResponse],
     ) -> sync_pb2.StartSyncResponse:
         identity = current_identity()
         identity.require_role("member")
@@ -40,7 +42,9 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         return sync_pb2.StartSyncResponse(sync_id=sync_log.sync_id, status=sync_log.status)
 
     async def GetSync(
-        self, request: sync_pb2.GetSyncRequest, context: aio.ServicerContext
+        self,
+        request: sync_pb2.GetSyncRequest,
+        context: aio.ServicerContext[sync_pb2.GetSyncRequest, sync_pb2.SyncLog],
     ) -> sync_pb2.SyncLog:
         identity = current_identity()
         return await self._auth.GetSyncLog(
@@ -51,7 +55,9 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         )
 
     async def ListSyncLogs(
-        self, request: sync_pb2.ListSyncLogsRequest, context: aio.ServicerContext
+        self,
+        request: sync_pb2.ListSyncLogsRequest,
+        context: aio.ServicerContext[sync_pb2.ListSyncLogsRequest, sync_pb2.ListSyncLogsResponse],
     ) -> sync_pb2.ListSyncLogsResponse:
         identity = current_identity()
         page_size = request.page_size if request.HasField("page_size") else DEFAULT_PAGE_SIZE

@@ -25,10 +25,10 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import islice, repeat
 from typing import IO, Any, TypeVar
 from urllib.parse import urlsplit
@@ -146,7 +146,7 @@ def token_key(
     return (url, client_id, secret)
 
 
-class _LwaTokenClient(AccessTokenClient):
+class _LwaTokenClient(AccessTokenClient):  # type: ignore[misc]  # sp_api ships no types
     """sp_api's token client, pointed at the configured LWA URL and using `access_tokens`.
 
     sp_api gives every API client a token client of its own; it remembers the token it last
@@ -157,7 +157,7 @@ class _LwaTokenClient(AccessTokenClient):
 
     @classmethod
     def url(cls) -> str:
-        return cls.scheme + cls.host + cls.path
+        return f"{cls.scheme}{cls.host}{cls.path}"
 
     def get_auth(self) -> AccessTokenResponse:
         key = token_key(
@@ -277,7 +277,7 @@ class AmazonCatalog:
         self._pacer = pacer
         self._backoff = backoff
 
-    async def pages(self) -> AsyncIterator[CatalogPage]:
+    async def pages(self) -> AsyncGenerator[CatalogPage, None]:
         # When set, this variable overrides the marketplace (and so the endpoint) we pass.
         os.environ.pop("SP_API_DEFAULT_MARKETPLACE", None)
         reports, catalog, inventories = (
@@ -318,7 +318,7 @@ class AmazonCatalog:
             for client in (reports, catalog, inventories):
                 client.close()
 
-    def _client(self, api: type[T], **options: Any) -> T:
+    def _client(self, api: Callable[..., T], **options: Any) -> T:
         return api(
             marketplace=_Marketplace(self._endpoints.sp_api, self._marketplace_id),
             refresh_token=self._credentials["refresh_token"],
@@ -439,19 +439,21 @@ class AmazonCatalog:
         tokens = PageCursors(
             AMAZON, "Amazon kept returning the same page of FBA inventory; try again later"
         )
+
+        def summaries(paging: dict[str, str]) -> ApiResponse:
+            return _with_payload(
+                inventories.get_inventory_summary_marketplace(
+                    details=True, marketplaceIds=[self._marketplace_id], **paging
+                ),
+                "inventorySummaries",
+                list,
+            )
+
         next_token = ""
         while True:
             paging = {"nextToken": next_token} if next_token else {}
             response = await self._call(
-                inventories,
-                "getInventorySummaries",
-                lambda paging=paging: _with_payload(
-                    inventories.get_inventory_summary_marketplace(
-                        details=True, marketplaceIds=[self._marketplace_id], **paging
-                    ),
-                    "inventorySummaries",
-                    list,
-                ),
+                inventories, "getInventorySummaries", partial(summaries, paging)
             )
             for summary in _dicts(response.payload["inventorySummaries"]):
                 sku = summary.get("sellerSku")
@@ -511,6 +513,21 @@ class AmazonCatalog:
         return page
 
     async def _enrichment(self, catalog: CatalogItems, asins: set[str]) -> dict[str, Enrichment]:
+
+        def items(chunk: list[str], paging: dict[str, str]) -> ApiResponse:
+            return _with_payload(
+                catalog.search_catalog_items(
+                    identifiers=",".join(chunk),
+                    identifiersType="ASIN",
+                    includedData="summaries,images",
+                    marketplaceIds=[self._marketplace_id],
+                    pageSize=CATALOG_IDENTIFIERS_PER_CALL,
+                    **paging,
+                ),
+                "items",
+                list,
+            )
+
         found: dict[str, Enrichment] = {}
         for chunk in _batched(sorted(asin for asin in asins if asin), CATALOG_IDENTIFIERS_PER_CALL):
             tokens = PageCursors(
@@ -520,20 +537,7 @@ class AmazonCatalog:
             while True:
                 paging = {"pageToken": page_token} if page_token else {}
                 response = await self._call(
-                    catalog,
-                    "searchCatalogItems",
-                    lambda chunk=chunk, paging=paging: _with_payload(
-                        catalog.search_catalog_items(
-                            identifiers=",".join(chunk),
-                            identifiersType="ASIN",
-                            includedData="summaries,images",
-                            marketplaceIds=[self._marketplace_id],
-                            pageSize=CATALOG_IDENTIFIERS_PER_CALL,
-                            **paging,
-                        ),
-                        "items",
-                        list,
-                    ),
+                    catalog, "searchCatalogItems", partial(items, chunk, paging)
                 )
                 for item in _dicts(response.payload["items"]):
                     asin = item.get("asin")
@@ -602,7 +606,7 @@ def _rows(
     """The report's rows by column name (columns vary by account and move around), and a
     skipped item for each line that cannot be read."""
     raw.seek(0)
-    binary: IO[bytes] = gzip.GzipFile(fileobj=raw) if document.compression == "GZIP" else raw
+    binary = gzip.GzipFile(fileobj=raw) if document.compression == "GZIP" else raw
     # cp1252 leaves five bytes undefined: one in a title costs a character, not the sync.
     text = io.TextIOWrapper(binary, encoding=encoding, errors="replace", newline="")
     try:
@@ -755,7 +759,8 @@ def _with_payload(response: ApiResponse, key: str, kind: type = object) -> ApiRe
 
 
 def _payload(response: ApiResponse, key: str) -> dict[str, Any]:
-    return _with_payload(response, key).payload
+    payload: dict[str, Any] = _with_payload(response, key).payload
+    return payload
 
 
 async def _counted(operation: str, request: Awaitable[T]) -> T:
