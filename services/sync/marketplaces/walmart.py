@@ -13,7 +13,7 @@ import asyncio
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
@@ -101,7 +101,7 @@ class WalmartCatalog:
         self._pacer = pacer
         self._backoff = backoff
 
-    async def pages(self) -> AsyncIterator[CatalogPage]:
+    async def pages(self) -> AsyncGenerator[CatalogPage, None]:
         async with httpx.AsyncClient(
             base_url=self._endpoints.base_url,
             timeout=REQUEST_TIMEOUT_SECONDS,
@@ -126,7 +126,7 @@ class WalmartCatalog:
                     reader.cancel()
                 await asyncio.gather(*readers, return_exceptions=True)
 
-    async def _item_pages(self, http: httpx.AsyncClient) -> AsyncIterator[list[object]]:
+    async def _item_pages(self, http: httpx.AsyncClient) -> AsyncGenerator[list[object], None]:
         cursors = PageCursors(
             WALMART,
             "Walmart kept returning the same page of items; try again later",
@@ -143,7 +143,7 @@ class WalmartCatalog:
 
     async def _stock_pages(
         self, http: httpx.AsyncClient
-    ) -> AsyncIterator[list[tuple[str, Quantity]]]:
+    ) -> AsyncGenerator[list[tuple[str, Quantity]], None]:
         """Available-to-sell quantity per SKU, summed over its ship nodes, a page at a time."""
         cursors = PageCursors(
             WALMART, "Walmart kept returning the same page of inventory; try again later"
@@ -158,7 +158,9 @@ class WalmartCatalog:
             )
             stock = []
             for inventory in _inventories_of(answer) or []:
-                sku = inventory.get("sku") if isinstance(inventory, dict) else None
+                if not isinstance(inventory, dict):
+                    continue
+                sku = inventory.get("sku")
                 # Stock that names no SKU as text belongs to no item this sync could write.
                 if isinstance(sku, str):
                     stock.append((sku, _available_to_sell(sku, inventory.get("nodes"))))
@@ -315,7 +317,7 @@ class _Join:
 
 async def _read(
     source: str,
-    pages: AsyncIterator[list[Any]],
+    pages: AsyncGenerator[list[Any], None],
     arrivals: asyncio.Queue[_Arrival | Exception],
 ) -> None:
     """Hands on every page, then None; or the failure, which ends the sync."""
