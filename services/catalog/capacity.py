@@ -24,11 +24,15 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from threading import Lock
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
 
 from services.catalog.dynamo import item_size
+
+if TYPE_CHECKING:
+    # Type stubs only (a dev dependency): the running code gets boto3's client.
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 REQUESTS = Counter(
     "marketsync_dynamodb_requests_total",
@@ -222,7 +226,7 @@ def tally_units() -> Iterator[UnitTally]:
         _tally.reset(token)
 
 
-def meter_dynamodb(client: Any, indexes: Sequence[Index], *, billed: bool) -> None:
+def meter_dynamodb(client: DynamoDBClient, indexes: Sequence[Index], *, billed: bool) -> None:
     """Count the client's calls, unprocessed items and capacity units (see the module's doc);
     `billed` False for a local server, whose units are counted from item sizes."""
 

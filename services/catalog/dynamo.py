@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -17,6 +17,10 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from marketsync.errors import ResourceExhausted, Unavailable
+
+if TYPE_CHECKING:
+    # Type stubs only (a dev dependency): the running code gets boto3's client.
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 MAX_ITEM_BYTES = 400 * 1024
 MAX_BATCH_WRITE_ITEMS = 25
@@ -35,7 +39,7 @@ THROTTLING_CODES = frozenset(
 CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
-def make_dynamodb_client(region: str, endpoint_url: str | None) -> Any:
+def make_dynamodb_client(region: str, endpoint_url: str | None) -> DynamoDBClient:
     """A DynamoDB client for AWS (endpoint_url None) or a local server at endpoint_url."""
     config = Config(
         retries={"mode": "adaptive", "max_attempts": CLIENT_MAX_ATTEMPTS},

@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -40,6 +40,10 @@ from services.catalog.dynamo import (
     is_retryable,
     translate,
 )
+
+if TYPE_CHECKING:
+    # Type stubs only (a dev dependency): the running code gets boto3's client.
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +87,7 @@ class Lease:
 
 
 class CreationLeases:
-    def __init__(self, client: Any, table_name: str) -> None:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
         self._table = table_name
 

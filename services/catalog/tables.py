@@ -13,11 +13,15 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from services.catalog.dynamo import error_code, make_dynamodb_client
+
+if TYPE_CHECKING:
+    # Type stubs only (a dev dependency): the running code gets boto3's client.
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 GSI1 = "GSI1"
 # Short polls: a local server is ACTIVE within milliseconds, AWS within a minute or two.
@@ -76,7 +80,7 @@ class Protection:
         return arguments
 
 
-def ensure_table(client: Any, name: str, protection: Protection | None = None) -> None:
+def ensure_table(client: DynamoDBClient, name: str, protection: Protection | None = None) -> None:
     """Create the table with GSI1 unless it exists; return once it is ACTIVE (and protected)."""
     try:
         description = client.describe_table(TableName=name)["Table"]
@@ -91,7 +95,8 @@ def ensure_table(client: Any, name: str, protection: Protection | None = None) -
         if protection and not description.get("DeletionProtectionEnabled"):
             client.update_table(TableName=name, DeletionProtectionEnabled=True)
             log.info("turned on deletion protection of %s", name)
-    client.get_waiter("table_exists").wait(TableName=name, WaiterConfig=_WAIT)
+    # botocore sleeps a fractional Delay as given; the stubs say whole seconds.
+    client.get_waiter("table_exists").wait(TableName=name, WaiterConfig=_WAIT)  # type: ignore[arg-type]
     if protection:
         # Idempotent, and only possible once the table is ACTIVE.
         client.update_continuous_backups(
@@ -100,7 +105,7 @@ def ensure_table(client: Any, name: str, protection: Protection | None = None) -
         )
 
 
-def _create(client: Any, name: str, extra: dict[str, Any]) -> None:
+def _create(client: DynamoDBClient, name: str, extra: dict[str, Any]) -> None:
     try:
         client.create_table(TableName=name, **TABLE_DEFINITION, **extra)
         log.info("created DynamoDB table %s", name)
