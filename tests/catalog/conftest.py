@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from moto.server import ThreadedMotoServer
 
 from marketsync.backoff import Backoff
@@ -40,7 +40,8 @@ FAST_BACKOFF = Backoff(base_seconds=0.001, cap_seconds=0.01, deadline_seconds=5.
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def wait_for_port(port: int, timeout: float = 10.0) -> None:
@@ -119,7 +120,8 @@ def dynalite_endpoint() -> Iterator[str]:
 
 @pytest.fixture(params=["moto", "dynalite"])
 def endpoint(request: pytest.FixtureRequest) -> str:
-    return request.getfixturevalue(f"{request.param}_endpoint")
+    url: str = request.getfixturevalue(f"{request.param}_endpoint")
+    return url
 
 
 @pytest.fixture
@@ -190,11 +192,12 @@ def calls(client: Any) -> Iterator[CallCounter]:
 def canned_answer(status: int, parsed: dict[str, Any]) -> tuple[AWSResponse, dict[str, Any]]:
     """What a before-call hook returns to answer a call without sending it."""
     parsed.setdefault("ResponseMetadata", {"HTTPStatusCode": status, "HTTPHeaders": {}})
-    return AWSResponse("http://canned", status, {}, None), parsed
+    return AWSResponse("http://canned", status, HTTPHeaders(), None), parsed
 
 
 def request_body(params: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(params["body"])
+    body: dict[str, Any] = json.loads(params["body"])
+    return body
 
 
 Item = dict[str, Any]
@@ -203,7 +206,7 @@ _WRITES = ("PutItem", "DeleteItem", "BatchWriteItem")
 
 class Units(NamedTuple):
     table: int  # products' items
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index, which no test calls
     # What the server said the table consumed: dynalite computes it from item sizes too.
     reported_table: float
     # The organization's creation lease (taken and given back): a cost per batch, not product.
@@ -259,7 +262,7 @@ class WriteUnits:
             )
             return
         params["ReturnConsumedCapacity"] = "TOTAL"
-        writes = []
+        writes: list[tuple[Item, Item | None]] = []
         if model.name == "BatchWriteItem":
             for request in params["RequestItems"][self._table_name]:
                 if "PutRequest" in request:

@@ -189,7 +189,7 @@ def test_a_metered_client_counts_its_calls_and_units_and_tallies_them_where_they
 
 def test_a_call_without_an_answer_is_counted_and_still_raises() -> None:
     client = make_dynamodb_client("us-east-1", "http://127.0.0.1:9")
-    client.meta.config.retries["max_attempts"] = 1
+    client.meta.config.retries["max_attempts"] = 1  # type: ignore[attr-defined]  # see test_dynamo
     meter_dynamodb(client, [], billed=False)
     outcome = "EndpointConnectionError"
     before = metric("marketsync_dynamodb_requests_total", operation="GetItem", outcome=outcome)

@@ -11,7 +11,8 @@ from services.catalog.dynamo import dynamodb_errors, item_size, make_dynamodb_cl
 
 def _client_error(code: str, status: int) -> ClientError:
     return ClientError(
-        {"Error": {"Code": code, "Message": "x"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        # botocore-stubs want every ResponseMetadata key; a throttled answer carries the status.
+        {"Error": {"Code": code, "Message": "x"}, "ResponseMetadata": {"HTTPStatusCode": status}},  # type: ignore[typeddict-item]
         "PutItem",
     )
 
@@ -19,8 +20,9 @@ def _client_error(code: str, status: int) -> ClientError:
 def test_the_client_retries_adaptively_with_a_connection_pool() -> None:
     client = make_dynamodb_client("eu-west-1", None)
     config = client.meta.config
-    assert config.retries["mode"] == "adaptive"
-    assert config.max_pool_connections >= 10
+    # botocore-stubs leave out the options Config sets from its defaults.
+    assert config.retries["mode"] == "adaptive"  # type: ignore[attr-defined]
+    assert config.max_pool_connections >= 10  # type: ignore[attr-defined]
     assert client.meta.endpoint_url == "https://dynamodb.eu-west-1.amazonaws.com"
     local = make_dynamodb_client("us-east-1", "http://127.0.0.1:1")
     assert local.meta.endpoint_url == "http://127.0.0.1:1"

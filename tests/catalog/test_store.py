@@ -194,7 +194,8 @@ def test_the_marketplace_filter_fills_pages_and_misses_nothing(store: ProductSto
             products.append(mug(sku, marketplace="walmart" if on_walmart else "amazon"))
             walmart |= {sku} if on_walmart else set()
         store.batch_upsert(ORG, products)
-    pages, token, seen = [], "", []
+    pages: list[int] = []
+    token, seen = "", list[str]()
     while True:
         page = store.list_page(ORG, 5, token, "walmart")
         pages.append(len(page.products))
@@ -215,7 +216,7 @@ def test_a_sparse_filter_reads_a_bounded_number_of_products_per_page(
     products[3] = mug("SKU-003", marketplace="walmart")
     store.batch_upsert(ORG, products)
 
-    pages, token, seen = 0, "", []
+    pages, token, seen = 0, "", list[str]()
     while True:
         page = store.list_page(ORG, 10, token, "walmart")
         pages += 1

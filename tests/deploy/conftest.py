@@ -54,7 +54,8 @@ def render_with_subset(names: tuple[str, ...]) -> list[Manifest]:
 
 @pytest.fixture(params=COMPONENT_SETS, ids=lambda names: "+".join(("base", *names)))
 def components(request: pytest.FixtureRequest) -> tuple[str, ...]:
-    return request.param
+    names: tuple[str, ...] = request.param
+    return names
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 ENVOY = Path(sys.executable).parent / "envoy"
 
 
-def rendered() -> dict:
+def rendered() -> dict[str, Any]:
     return render(
         listen_host="127.0.0.1",
         port=8080,

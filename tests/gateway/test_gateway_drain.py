@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,7 +30,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _gateway_container() -> dict:
+def _gateway_container() -> dict[str, Any]:
     (deployment,) = [
         m
         for m in render_manifests(())

@@ -20,6 +20,7 @@ from services.sync.marketplaces import (
     MarketplaceProduct,
     Pacer,
     Rate,
+    SkippedItem,
     WalmartEndpoints,
 )
 
@@ -68,7 +69,8 @@ def set_faults(sandbox: SandboxHandle, account: str, **switches: object) -> None
 def call_counts(sandbox: SandboxHandle, account: str) -> dict[str, int]:
     answer = httpx.get(f"{sandbox.url}/_sandbox/stats", params={"account": account})
     answer.raise_for_status()
-    return answer.json()["calls"]
+    calls: dict[str, int] = answer.json()["calls"]
+    return calls
 
 
 def timeline(sandbox: SandboxHandle, account: str) -> list[tuple[str, float]]:
@@ -87,13 +89,17 @@ def read(pages: AsyncIterator[CatalogPage]) -> list[CatalogPage]:
     return asyncio.run(read_all())
 
 
-def collect(pages: AsyncIterator[CatalogPage]) -> tuple[dict[str, MarketplaceProduct], list]:
+def collect(
+    pages: AsyncIterator[CatalogPage],
+) -> tuple[dict[str, MarketplaceProduct], list[SkippedItem]]:
     return joined(read(pages))
 
 
-def joined(pages: Iterable[CatalogPage]) -> tuple[dict[str, MarketplaceProduct], list]:
+def joined(
+    pages: Iterable[CatalogPage],
+) -> tuple[dict[str, MarketplaceProduct], list[SkippedItem]]:
     products: dict[str, MarketplaceProduct] = {}
-    skipped = []
+    skipped: list[SkippedItem] = []
     for page in pages:
         for product in page.products:
             assert product.sku not in products, f"{product.sku} arrived twice"

@@ -354,7 +354,7 @@ def test_access_tokens_are_reused_until_shortly_before_they_expire() -> None:
     tokens = AccessTokenCache(clock=lambda: now[0])
     fetched: list[int] = []
 
-    def fetch() -> dict:
+    def fetch() -> dict[str, Any]:
         fetched.append(1)
         return {"access_token": f"Atza|{len(fetched)}", "expires_in": 3600}
 
@@ -376,7 +376,7 @@ def test_a_refused_token_that_was_replaced_already_is_not_dropped() -> None:
     tokens = AccessTokenCache(clock=lambda: 0.0)
     fetched: list[int] = []
 
-    def fetch() -> dict:
+    def fetch() -> dict[str, Any]:
         fetched.append(1)
         return {"access_token": f"Atza|{len(fetched)}", "expires_in": 3600}
 

@@ -13,6 +13,7 @@ from services.sync.marketplaces import MarketplaceError, MarketplaceProduct, Ski
 from services.sync.marketplaces.amazon import (
     _FbaStock,
     _fulfillable,
+    _Listing,
     _listing,
     _ReportDocument,
     _ReportRow,
@@ -20,7 +21,7 @@ from services.sync.marketplaces.amazon import (
     _stock_of,
 )
 from services.sync.marketplaces.records import MAX_QUANTITY, parse_quantity, to_cents
-from services.sync.marketplaces.walmart import _available_to_sell, _Join
+from services.sync.marketplaces.walmart import Quantity, _available_to_sell, _Join
 
 HEADER = "seller-sku\titem-name\tprice\tquantity\tfulfillment-channel\tasin1"
 
@@ -84,7 +85,7 @@ def report(*lines: str | bytes, compression: str | None = "GZIP") -> list[_Repor
     return list(_rows(raw, _ReportDocument("https://report", compression), "cp1252"))
 
 
-def listings(*lines: str | bytes) -> list:
+def listings(*lines: str | bytes) -> list[_Listing | SkippedItem]:
     return [
         row if isinstance(row, SkippedItem) else _listing(row) for row in report(HEADER, *lines)
     ]
@@ -94,6 +95,7 @@ def listings(*lines: str | bytes) -> list:
 def test_a_quantity_that_is_not_a_whole_count_skips_its_listing(raw_quantity: str) -> None:
     [skipped] = listings(f"SKU-1\tMug\t9.99\t{raw_quantity}\tDEFAULT\tB01")
 
+    assert isinstance(skipped, SkippedItem)
     assert skipped.sku == "SKU-1"
     assert f"quantity {raw_quantity!r}" in skipped.message
     assert f"from 0 to {MAX_QUANTITY}" in skipped.message
@@ -121,7 +123,7 @@ def test_rows_shorter_than_the_header_are_skipped_by_sku_or_line() -> None:
 
 def test_the_five_bytes_cp1252_leaves_undefined_cost_a_character_not_the_report() -> None:
     title = "Caf\xe9 \x81\x8d\x8f\x90\x9d Mug".encode("latin-1")
-    [listing] = listings(b"SKU-1\t" + title + b"\t9.99\t3\tDEFAULT\tB01")
+    [listing] = whole_listings(b"SKU-1\t" + title + b"\t9.99\t3\tDEFAULT\tB01")
 
     assert listing.fields["item-name"] == "Café \ufffd\ufffd\ufffd\ufffd\ufffd Mug"
     assert (listing.price, listing.quantity) == (Decimal("9.99"), 3)
@@ -155,7 +157,9 @@ def test_fba_listings_whose_fulfillable_quantity_is_unreadable_are_skipped() -> 
 
     results = [
         _stock_of(listing, stock)
-        for listing in listings(*(f"SKU-{n}\tBox\t1.00\t\tAMAZON_NA\tB0{n}" for n in range(1, 6)))
+        for listing in whole_listings(
+            *(f"SKU-{n}\tBox\t1.00\t\tAMAZON_NA\tB0{n}" for n in range(1, 6))
+        )
     ]
 
     # SKU-4's summary has no details and SKU-5 has no summary at all: neither has FBA stock.
@@ -165,6 +169,7 @@ def test_fba_listings_whose_fulfillable_quantity_is_unreadable_are_skipped() -> 
         "Amazon's FBA inventory gives the fulfillable quantity '²', not a whole number from 0 "
         f"to {MAX_QUANTITY}",
     )
+    assert isinstance(results[2], SkippedItem)
     assert results[2].sku == "SKU-3"
 
 
@@ -180,7 +185,16 @@ def walmart_item(**changes: object) -> dict[str, object]:
     return {**item, **changes}
 
 
-def walmart_outcome(item: object, stock: dict | None = None) -> MarketplaceProduct | SkippedItem:
+def whole_listings(*lines: str | bytes) -> list[_Listing]:
+    """Lines that all read as listings."""
+    read = listings(*lines)
+    assert all(isinstance(row, _Listing) for row in read), read
+    return [row for row in read if isinstance(row, _Listing)]
+
+
+def walmart_outcome(
+    item: object, stock: dict[str, Quantity] | None = None
+) -> MarketplaceProduct | SkippedItem:
     join = _Join()
     join.add_stock((stock or {}).items())
     join.complete_stock()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -168,7 +168,9 @@ class FakeCatalog:
         return catalog_pb2.GetStoredProductsResponse()
 
 
-async def paged(pages: Iterable[CatalogPage], pause: float = 0) -> AsyncIterator[CatalogPage]:
+async def paged(
+    pages: Iterable[CatalogPage], pause: float = 0
+) -> AsyncGenerator[CatalogPage, None]:
     for page in pages:
         await asyncio.sleep(pause)
         yield page
@@ -177,14 +179,14 @@ async def paged(pages: Iterable[CatalogPage], pause: float = 0) -> AsyncIterator
 def worker_for(
     auth: FakeAuth,
     catalog: FakeCatalog,
-    pages: AsyncIterator[CatalogPage] | Callable[[], AsyncIterator[CatalogPage]],
+    pages: AsyncGenerator[CatalogPage, None] | Callable[[], AsyncGenerator[CatalogPage, None]],
     **options: Any,
 ) -> SyncWorker:
     """A worker whose syncs read `pages` (a factory when it runs several)."""
 
     def open_catalogue(
         marketplace: str, credentials: Mapping[str, str], org: int, stored: StoredEnrichment
-    ) -> AsyncIterator[CatalogPage]:
+    ) -> AsyncGenerator[CatalogPage, None]:
         return pages() if callable(pages) else pages
 
     return SyncWorker(
@@ -200,7 +202,7 @@ def worker_for(
 
 
 def run_sync(
-    auth: FakeAuth, catalog: FakeCatalog, pages: AsyncIterator[CatalogPage], **options: Any
+    auth: FakeAuth, catalog: FakeCatalog, pages: AsyncGenerator[CatalogPage, None], **options: Any
 ) -> None:
     """Claim the one sync auth hands out and run it to its end."""
 
@@ -275,7 +277,7 @@ def test_products_fill_whole_write_batches_across_marketplace_pages() -> None:
 
 
 def test_a_retryable_marketplace_failure_asks_for_another_attempt() -> None:
-    async def failing() -> AsyncIterator[CatalogPage]:
+    async def failing() -> AsyncGenerator[CatalogPage, None]:
         raise MarketplaceError(
             "walmart", "Walmart kept throttling; try again later", retryable=True
         )
@@ -341,7 +343,7 @@ def pages_of(count: int, size: int) -> list[CatalogPage]:
 
 async def failing_after(
     pages: list[CatalogPage], error: MarketplaceError
-) -> AsyncIterator[CatalogPage]:
+) -> AsyncGenerator[CatalogPage, None]:
     for page in pages:
         yield page
     raise error
@@ -391,7 +393,7 @@ def test_heartbeats_carry_what_the_catalog_has_stored_so_far() -> None:
     catalog = FakeCatalog()
     pages = pages_of(3, 10)
 
-    async def slow_after_the_first_batch() -> AsyncIterator[CatalogPage]:
+    async def slow_after_the_first_batch() -> AsyncGenerator[CatalogPage, None]:
         yield pages[0]
         assert catalog.calls == 0, "the stream opens with the first full batch"
         yield pages[1]
@@ -432,7 +434,7 @@ def test_a_stopping_worker_hands_back_the_counts_of_what_was_stored() -> None:
     auth = FakeAuth()
     catalog = FakeCatalog()
 
-    async def three_pages_then_a_long_wait() -> AsyncIterator[CatalogPage]:
+    async def three_pages_then_a_long_wait() -> AsyncGenerator[CatalogPage, None]:
         for page in pages_of(3, 10):
             yield page
         await asyncio.sleep(60)

@@ -127,7 +127,7 @@ def test_listings_search_pages_with_page_tokens(sandbox: SandboxHandle) -> None:
                 "client_secret": "secret",
             },
         ).json()["access_token"]
-        params = {"marketplaceIds": "ATVPDKIKX0DER", "pageSize": 20}
+        params: dict[str, str | int] = {"marketplaceIds": "ATVPDKIKX0DER", "pageSize": 20}
         headers = {"x-amz-access-token": token}
         first = client.get("/listings/2021-08-01/items/A1SELLER", params=params, headers=headers)
         page_token = first.json()["pagination"]["nextToken"]
