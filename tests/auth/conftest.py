@@ -38,7 +38,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     # pgserver has no wheel for every supported Python (pyproject.toml): skipped where missing.
     pytest.importorskip("pgserver", reason="pgserver (embedded PostgreSQL) is not installed")
-    import pgserver
+    from pgserver.postgres_server import PostgresServer, get_server
 
 TOKEN_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 PASSWORD = "correct horse battery"
@@ -50,30 +50,31 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[pgserver.PostgresServer]:
+def postgres() -> Iterator[PostgresServer]:
     data_dir = Path(tempfile.mkdtemp(prefix="auth-tests-pg-"))
-    server = pgserver.get_server(data_dir, cleanup_mode="delete")
+    server = get_server(data_dir, cleanup_mode="delete")
     yield server
     server.cleanup()
     shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def create_database(server: pgserver.PostgresServer) -> str:
+def create_database(server: PostgresServer) -> str:
     name = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    return server.get_uri(name)
+    uri: str = server.get_uri(name)
+    return uri
 
 
 @pytest.fixture(scope="session")
-def database_url(postgres: pgserver.PostgresServer) -> str:
+def database_url(postgres: PostgresServer) -> str:
     url = create_database(postgres)
     asyncio.run(migrate(url))
     return url
 
 
 @pytest.fixture
-def empty_database_url(postgres: pgserver.PostgresServer) -> str:
+def empty_database_url(postgres: PostgresServer) -> str:
     return create_database(postgres)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
@@ -22,7 +24,7 @@ AMAZON = {
 WALMART = {"client_id": "walmart-client-id", "client_secret": "walmart-secret-5555"}
 
 
-async def raw_rows(pool: AsyncConnectionPool, organization_id: int) -> list[tuple]:
+async def raw_rows(pool: AsyncConnectionPool, organization_id: int) -> list[tuple[Any, ...]]:
     async with pool.connection() as conn:
         cursor = await conn.execute(
             "SELECT * FROM api_credentials WHERE organization_id = %s", (organization_id,)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from pgserver import PostgresServer
-from pgserver._commands import pg_ctl
+from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # made at import time
+from pgserver.postgres_server import PostgresServer
 from psycopg_pool import AsyncConnectionPool
 
 from services.auth.accounts import Accounts

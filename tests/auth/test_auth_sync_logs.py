@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import TypedDict
 
 import pytest
 from psycopg_pool import AsyncConnectionPool
@@ -14,6 +15,15 @@ from services.auth.models import ClaimedSync, DueSync, SyncCounts
 from services.auth.sync_logs import DEAD_SYNC_ERROR, QueuePolicy, SyncLogs
 
 from .conftest import Signup
+
+
+class Held(TypedDict):
+    """What names a claimed run to heartbeat and finish."""
+
+    organization_id: int
+    sync_id: int
+    claim: str
+
 
 pytestmark = pytest.mark.anyio
 WALMART = {"client_id": "walmart-client-id", "client_secret": "walmart-secret-5555"}
@@ -199,7 +209,7 @@ async def test_finish_records_counts_and_duration(
     [run] = await claim_own(sync_logs, seller)
     await age(pool, sync_id, "started_at", 1)
     counts = SyncCounts(items_fetched=10, items_written=6, items_unchanged=3, items_failed=1)
-    held = {"organization_id": seller, "sync_id": sync_id, "claim": run.claim}
+    held = Held(organization_id=seller, sync_id=sync_id, claim=run.claim)
     done = await sync_logs.finish(**held, status="partial", counts=counts, error="1 failed")
     assert (done.status, done.items_failed, done.error) == ("partial", 1, "1 failed")
     assert done.duration_ms is not None and 60_000 <= done.duration_ms < 70_000
@@ -220,7 +230,7 @@ async def test_logs_are_scoped_to_their_organization(
     sync_id = await queue(sync_logs, seller)
     [run] = await claim_own(sync_logs, seller)
     bob_org = bob.identity.organization_id
-    held = {"organization_id": bob_org, "sync_id": sync_id, "claim": run.claim}
+    held = Held(organization_id=bob_org, sync_id=sync_id, claim=run.claim)
     with pytest.raises(NotFound, match=f"there is no sync {sync_id}"):
         await sync_logs.get(organization_id=bob_org, sync_id=sync_id)
     with pytest.raises(NotFound):

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(params=KUBECTLS, ids=lambda path: Path(path).name)
 def kubectl(request: pytest.FixtureRequest) -> str:
-    return request.param
+    path: str = request.param
+    return path
 
 
 def test_kubectl_renders_the_same_objects(kubectl: str, components: tuple[str, ...]) -> None:

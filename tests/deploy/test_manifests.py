@@ -464,7 +464,9 @@ def _connection_allowed(
     return allowed("ingress", target, source) and allowed("egress", source, target)
 
 
-def _reachable_from(policies: list[Manifest], apps: dict[str, dict[str, str]], target: str) -> set:
+def _reachable_from(
+    policies: list[Manifest], apps: dict[str, dict[str, str]], target: str
+) -> set[str]:
     """Pods allowed to open a connection to `target` (both its ingress and their egress)."""
 
     def allowed(policy_direction: str, subject: str, other: str) -> bool:

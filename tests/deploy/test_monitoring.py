@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -70,12 +71,13 @@ def monitored() -> list[Manifest]:
     return render(("monitoring",))
 
 
-def rules_spec() -> dict:
+def rules_spec() -> dict[str, Any]:
     (rule,) = yaml.safe_load_all((MONITORING / "prometheus-rules.yaml").read_text())
-    return rule["spec"]
+    spec: dict[str, Any] = rule["spec"]
+    return spec
 
 
-def alerts() -> dict[str, dict]:
+def alerts() -> dict[str, dict[str, Any]]:
     return {
         rule["alert"]: rule
         for group in rules_spec()["groups"]
