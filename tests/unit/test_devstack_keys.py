@@ -38,7 +38,7 @@ STARTED = {
     "CATALOG_ADDRESS": "127.0.0.1:2",
     "GRPC_PORT": "0",
 }
-SETTINGS = {
+SETTINGS: dict[str, type[BaseSettings]] = {
     "auth": AuthSettings,
     "catalog": CatalogSettings,
     "sync": SyncSettings,
@@ -115,8 +115,10 @@ def _signed_with(value: str, auth_key: Ed25519PrivateKey) -> list[str]:
     if not value:
         return []
     now = datetime.now(UTC)
-    identity = {"user_id": 1, "organization_id": 1, "role": "owner", "session_id": 1}
-    tokens = [issue_user_token(value, **identity, now=now)[0]]
+    token, _ = issue_user_token(
+        value, user_id=1, organization_id=1, role="owner", session_id=1, now=now
+    )
+    tokens = [token]
     try:
         key = private_key_from_text(value)
     except ValueError:

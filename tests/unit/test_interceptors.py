@@ -16,6 +16,7 @@ from marketsync.identity import Identity
 from marketsync.interceptors import NO_MESSAGE, AccessInterceptor
 from marketsync.keys import PublicKeys
 from marketsync.server import create_server
+from tests import grpc_bytes
 
 SERVICE = "test.v1.Echo"
 OPEN = f"/{SERVICE}/Open"
@@ -30,7 +31,7 @@ async def refuse(identity: Identity) -> Identity:
     raise AssertionError("no call in these tests gets as far as a session check")
 
 
-async def echo(request: bytes, context: aio.ServicerContext) -> bytes:
+async def echo(request: bytes, context: aio.ServicerContext[bytes, bytes]) -> bytes:
     return request
 
 
@@ -79,7 +80,7 @@ def test_a_unary_call_that_ends_without_its_message_is_answered_invalid_argument
 ) -> None:
     async def scenario(channel: aio.Channel) -> None:
         # A client-streaming call with no message is, on the wire, a unary call without one.
-        call = channel.stream_unary(method)(nothing(), timeout=DEADLINE_SECONDS)
+        call = grpc_bytes.stream_unary(channel, method)(nothing(), timeout=DEADLINE_SECONDS)
         with pytest.raises(aio.AioRpcError) as failed:
             await call
         assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -90,7 +91,7 @@ def test_a_unary_call_that_ends_without_its_message_is_answered_invalid_argument
 
 def test_a_server_streaming_call_that_ends_without_its_message_is_answered_too() -> None:
     async def scenario(channel: aio.Channel) -> None:
-        call = channel.stream_stream(HEALTH_WATCH)(nothing(), timeout=DEADLINE_SECONDS)
+        call = grpc_bytes.stream_stream(channel, HEALTH_WATCH)(nothing(), timeout=DEADLINE_SECONDS)
         with pytest.raises(aio.AioRpcError) as failed:
             async for _ in call:
                 pass
@@ -102,16 +103,21 @@ def test_a_server_streaming_call_that_ends_without_its_message_is_answered_too()
 
 def test_calls_with_their_message_are_served_as_before() -> None:
     async def scenario(channel: aio.Channel) -> None:
-        assert await channel.unary_unary(OPEN)(b"hello", timeout=DEADLINE_SECONDS) == b"hello"
+        assert (
+            await grpc_bytes.unary_unary(channel, OPEN)(b"hello", timeout=DEADLINE_SECONDS)
+            == b"hello"
+        )
         with pytest.raises(aio.AioRpcError) as refused:
-            await channel.unary_unary(GUARDED)(b"hello", timeout=DEADLINE_SECONDS)
+            await grpc_bytes.unary_unary(channel, GUARDED)(b"hello", timeout=DEADLINE_SECONDS)
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
         health = health_pb2_grpc.HealthStub(channel)
         request = health_pb2.HealthCheckRequest(service=SERVICE)
         serving = health_pb2.HealthCheckResponse.SERVING
-        assert (await health.Check(request, timeout=DEADLINE_SECONDS)).status == serving
-        watch = health.Watch(request, timeout=DEADLINE_SECONDS)
+        # types-grpcio-health-checking's HealthStub declares none of its methods.
+        checked = await health.Check(request, timeout=DEADLINE_SECONDS)  # type: ignore[attr-defined]
+        assert checked.status == serving
+        watch = health.Watch(request, timeout=DEADLINE_SECONDS)  # type: ignore[attr-defined]
         assert (await watch.read()).status == serving
         watch.cancel()
 
@@ -127,7 +133,7 @@ def test_the_metadata_envoy_may_forward_is_always_accepted() -> None:
     async def scenario(channel: aio.Channel) -> None:
         # Past the soft limit a random share is refused: twenty calls, not one.
         for _ in range(20):
-            answer = await channel.unary_unary(OPEN)(
+            answer = await grpc_bytes.unary_unary(channel, OPEN)(
                 b"hello", metadata=metadata, timeout=DEADLINE_SECONDS
             )
             assert answer == b"hello"

@@ -20,6 +20,7 @@ from marketsync.keepalive import DEFAULT_KEEPALIVE, Keepalive
 from marketsync.keys import PublicKeys
 from marketsync.server import create_server
 from marketsync.service_auth import ServiceCredential, internal_channel
+from tests import grpc_bytes
 
 SERVICE = "test.v1.Sink"
 METHOD = f"/{SERVICE}/Count"
@@ -34,7 +35,9 @@ async def refuse(identity: Identity) -> Identity:
     raise AssertionError("an open method needs no session check")
 
 
-async def count(requests: AsyncIterator[bytes], context: aio.ServicerContext) -> bytes:
+async def count(
+    requests: AsyncIterator[bytes], context: aio.ServicerContext[bytes, bytes]
+) -> bytes:
     received = 0
     async for _ in requests:
         received += 1
@@ -48,7 +51,7 @@ SINK = grpc.method_handlers_generic_handler(
 
 async def idle_stream(channel: aio.Channel) -> bytes:
     """Write, stay quiet for IDLE_SECONDS, write again, and answer the response."""
-    call = channel.stream_unary(METHOD)()
+    call = grpc_bytes.stream_unary(channel, METHOD)()
     await call.write(b"first")
     # Watching the response while idle ends a doomed call as soon as the connection drops.
     response = asyncio.ensure_future(call)

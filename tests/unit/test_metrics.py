@@ -17,6 +17,7 @@ from marketsync.interceptors import AccessInterceptor
 from marketsync.keys import PublicKeys
 from marketsync.server import create_server
 from marketsync.service_auth import ServiceCredential, internal_channel
+from tests import grpc_bytes
 
 SERVICE = "test.v1.Counted"
 OPEN = frozenset({f"/{SERVICE}/{name}" for name in ("Echo", "Refuse", "Chat")})
@@ -26,16 +27,16 @@ async def refuse_sessions(identity: Identity) -> Identity:
     raise AssertionError("no call here gets as far as a session check")
 
 
-async def echo(request: bytes, context: aio.ServicerContext) -> bytes:
+async def echo(request: bytes, context: aio.ServicerContext[bytes, bytes]) -> bytes:
     return request
 
 
-async def refuse(request: bytes, context: aio.ServicerContext) -> bytes:
+async def refuse(request: bytes, context: aio.ServicerContext[bytes, bytes]) -> bytes:
     raise InvalidArgument("not this one")
 
 
 async def chat(
-    requests: AsyncIterator[bytes], context: aio.ServicerContext
+    requests: AsyncIterator[bytes], context: aio.ServicerContext[bytes, bytes]
 ) -> AsyncIterator[bytes]:
     async for request in requests:
         yield request
@@ -94,13 +95,13 @@ def test_every_call_is_counted_once_by_its_final_status_on_both_sides() -> None:
         credential = ServiceCredential(Ed25519PrivateKey.generate(), "sync")
         channel = internal_channel(f"127.0.0.1:{service.port}", credential)
         try:
-            assert await channel.unary_unary(f"/{SERVICE}/Echo")(b"hi") == b"hi"
+            assert await grpc_bytes.unary_unary(channel, f"/{SERVICE}/Echo")(b"hi") == b"hi"
             for method, code in (("Refuse", "INVALID_ARGUMENT"), ("Guarded", "UNAUTHENTICATED")):
                 try:
-                    await channel.unary_unary(f"/{SERVICE}/{method}")(b"hi")
+                    await grpc_bytes.unary_unary(channel, f"/{SERVICE}/{method}")(b"hi")
                 except aio.AioRpcError as exc:
                     assert exc.code().name == code
-            stream = channel.stream_stream(f"/{SERVICE}/Chat")()
+            stream = grpc_bytes.stream_stream(channel, f"/{SERVICE}/Chat")()
             await stream.write(b"one")
             assert await stream.read() == b"one"
             # Not counted while the stream is open; counted once it ends.

@@ -17,6 +17,7 @@ from marketsync.interceptors import AccessInterceptor
 from marketsync.keys import PublicKeys
 from marketsync.server import Service, create_server
 from marketsync.service_auth import ServiceCredential, grpc_target, internal_channel
+from tests import grpc_bytes
 
 SLOW_METHOD = "/test.v1.Slow/Call"
 
@@ -29,7 +30,7 @@ def test_services_report_serving_and_a_stop_lets_in_flight_calls_finish() -> Non
     async def scenario() -> None:
         entered = asyncio.Event()
 
-        async def slow(request: bytes, context: aio.ServicerContext) -> bytes:
+        async def slow(request: bytes, context: aio.ServicerContext[bytes, bytes]) -> bytes:
             entered.set()
             await asyncio.sleep(0.5)
             return b"done"
@@ -53,9 +54,11 @@ def test_services_report_serving_and_a_stop_lets_in_flight_calls_finish() -> Non
         async with aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
             health = health_pb2_grpc.HealthStub(channel)
             check = health_pb2.HealthCheckRequest(service="test.v1.Slow")
-            assert (await health.Check(check)).status == health_pb2.HealthCheckResponse.SERVING
+            # types-grpcio-health-checking's HealthStub declares none of its methods.
+            answer = await health.Check(check)  # type: ignore[attr-defined]
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
 
-            call = channel.unary_unary(SLOW_METHOD)(b"")
+            call = grpc_bytes.unary_unary(channel, SLOW_METHOD)(b"")
             await entered.wait()
             stopping = asyncio.create_task(service.stop(grace=5))
             assert await call == b"done"
@@ -68,7 +71,7 @@ WHO_METHOD = "/test.v1.Who/Call"
 
 
 def _answering_service(name: bytes) -> Service:
-    async def who(request: bytes, context: aio.ServicerContext) -> bytes:
+    async def who(request: bytes, context: aio.ServicerContext[bytes, bytes]) -> bytes:
         return name
 
     handler = grpc.method_handlers_generic_handler(
@@ -89,7 +92,9 @@ def _answering_service(name: bytes) -> Service:
 
 
 async def _until_not_serving(channel: aio.Channel) -> None:
-    watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
+    health = health_pb2_grpc.HealthStub(channel)
+    # types-grpcio-health-checking's HealthStub declares none of its methods.
+    watch = health.Watch(health_pb2.HealthCheckRequest())  # type: ignore[attr-defined]
     async for answer in watch:
         if answer.status == health_pb2.HealthCheckResponse.NOT_SERVING:
             watch.cancel()
@@ -111,7 +116,7 @@ def test_a_stopping_service_reports_not_serving_and_answers_through_the_drain() 
             await _until_not_serving(channel)
             await handed_over.wait()
             # A caller whose health check has not caught up yet is still answered.
-            assert await channel.unary_unary(WHO_METHOD)(b"") == b"one"
+            assert await grpc_bytes.unary_unary(channel, WHO_METHOD)(b"") == b"one"
             stopping.cancel()
         await service.server.stop(None)
 
@@ -126,7 +131,7 @@ def test_internal_channels_spread_calls_and_skip_a_draining_replica() -> None:
         target = f"ipv4:127.0.0.1:{first.port},127.0.0.1:{second.port}"
         credential = ServiceCredential(Ed25519PrivateKey.generate(), "sync")
         async with internal_channel(target, credential) as channel:
-            call = channel.unary_unary(WHO_METHOD)
+            call = grpc_bytes.unary_unary(channel, WHO_METHOD)
             assert {await call(b"") for _ in range(10)} == {b"first", b"second"}
             stopping = asyncio.create_task(first.stop(grace=5, drain=3600))
             # The channel watches each replica's health; once it has seen the change, every
@@ -155,7 +160,7 @@ def test_connections_are_closed_after_their_age_without_failing_a_call(
     monkeypatch.setattr(server, "MAX_CONNECTION_AGE_MS", 500)
     monkeypatch.setattr(server, "MAX_CONNECTION_AGE_GRACE_MS", 1000)
 
-    async def peer(request: bytes, context: aio.ServicerContext) -> bytes:
+    async def peer(request: bytes, context: aio.ServicerContext[bytes, bytes]) -> bytes:
         return context.peer().encode()
 
     async def scenario() -> None:
@@ -177,7 +182,7 @@ def test_connections_are_closed_after_their_age_without_failing_a_call(
         await service.start()
         credential = ServiceCredential(Ed25519PrivateKey.generate(), "sync")
         async with internal_channel(f"127.0.0.1:{service.port}", credential) as channel:
-            call = channel.unary_unary(PEER_METHOD)
+            call = grpc_bytes.unary_unary(channel, PEER_METHOD)
             # Each client connection comes from a port of its own: a new peer is a new connection.
             peers = [await call(b"")]
             deadline = asyncio.get_running_loop().time() + 30
