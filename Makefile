@@ -50,10 +50,11 @@ test: $(STAMP)
 	@$(BIN)/pytest
 
 ## test-pythons: the unit and storage tests on Python 3.12 and 3.13 too, each in .venv-X.Y
-# Temporary files in each venv: pytest's rotation in /tmp could remove a running session's.
+# Temporary files in build/: pytest's rotation in /tmp could remove a running session's, and
+# checkov skips files under a hidden directory such as .venv-3.12/.
 test-pythons: $(OTHER_PYTHONS:%=.venv-%/.installed-$(LOCK_HASH))
-	@for version in $(OTHER_PYTHONS); do echo "Python $$version:"; \
-		.venv-$$version/bin/pytest -p no:cacheprovider --basetemp=.venv-$$version/pytest \
+	@mkdir -p build && for version in $(OTHER_PYTHONS); do echo "Python $$version:"; \
+		.venv-$$version/bin/pytest -p no:cacheprovider --basetemp=build/pytest-$$version \
 		$(EVERY_PYTHON_TESTS) || exit 1; done
 
 .venv-%/.installed-$(LOCK_HASH): pyproject.toml uv.lock
