@@ -42,7 +42,15 @@ from tests.bench.backends import (
     replay,
 )
 from tests.bench.figures import collect, progress
-from tests.bench.support import Bench, Seller, User, point_catalog, replace_service, run_all
+from tests.bench.support import (
+    Bench,
+    Seller,
+    User,
+    point_catalog,
+    replace_service,
+    run_all,
+    start_all,
+)
 
 LATENCY_CALLS = 300
 BATCH = 1000
@@ -107,7 +115,7 @@ def seed(bench: Bench) -> tuple[User, str]:
     """An organization whose products came from a small Walmart sync, and one of their SKUs:
     GetProduct then reads a product with its listing, as most reads will."""
     seller = Seller(bench.client, "walmart", 50)
-    run_all([(seller, seller.start())])
+    run_all(bench, start_all([seller]))
     page = bench.client.get("/api/products", params={"page_size": 1}, headers=seller.headers)
     page.raise_for_status()
     return seller.user, str(page.json()["products"][0]["sku"])
@@ -236,7 +244,7 @@ def bench_write_units(bench: Bench) -> None:
             proxy.calls.clear()
             proxy.recording.set()
             sync_id = seller.start()
-            run_all([(seller, sync_id)])
+            run_all(bench, [(seller, sync_id)])
             proxy.recording.clear()
             written = int(seller.log(sync_id)["items_written"])
             lease = [call for call in proxy.calls if _takes_the_creation_lease(call)]

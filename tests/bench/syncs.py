@@ -29,7 +29,15 @@ from services.catalog.tables import ensure_table
 from services.sync.marketplaces.walmart import PAGE_LIMIT as WALMART_PAGE_LIMIT
 from tests.bench.backends import batch_writes, replay
 from tests.bench.figures import SAMPLES, collect, progress
-from tests.bench.support import Bench, Seller, run_all, sellers, sync_floor, wait_serving
+from tests.bench.support import (
+    Bench,
+    Seller,
+    run_all,
+    sellers,
+    start_all,
+    sync_floor,
+    wait_serving,
+)
 
 WALMART_FLOOR_SIZE = 10_000
 AMAZON_FLOOR_SIZE = 2_000
@@ -70,7 +78,7 @@ def duration(seller: Seller, sync_id: str) -> float:
 
 def warm_up(bench: Bench) -> None:
     walmart, amazon = Seller(bench.client, "walmart", 100), Seller(bench.client, "amazon", 100)
-    run_all([(walmart, walmart.start()), (amazon, amazon.start())])
+    run_all(bench, start_all([walmart, amazon]))
 
 
 # ---- many at once ---------------------------------------------------------------------------
@@ -116,10 +124,7 @@ def bench_many_at_once(bench: Bench) -> None:
         threads.append(replica.num_threads())
 
     def at_once(group: list[Seller]) -> float:
-        started = time.perf_counter()
-        runs = [(seller, seller.start()) for seller in group]
-        run_all(runs, count_threads)
-        return time.perf_counter() - started
+        return max(run_all(bench, start_all(group), count_threads).values())
 
     def sample() -> dict[str, float]:
         alone = Seller(bench.client, "amazon", CONCURRENT_SIZE)
@@ -179,8 +184,8 @@ def bench_floors(bench: Bench) -> None:
     def sample() -> dict[str, float]:
         walmart = Seller(bench.client, "walmart", WALMART_FLOOR_SIZE)
         amazon = Seller(bench.client, "amazon", AMAZON_FLOOR_SIZE)
-        runs = [(walmart, walmart.start()), (amazon, amazon.start())]
-        run_all(runs)
+        runs = start_all([walmart, amazon])
+        run_all(bench, runs)
         floors["walmart_10k_sync_s"].append(walmart.floor())
         floors["amazon_2k_sync_s"].append(amazon.floor())
         return {
@@ -220,9 +225,7 @@ def bench_scale_out(bench: Bench) -> None:
                 f"{stack.env['WALMART_API_BASE_URL']}/_sandbox/faults",
                 json={"account": seller.account, "delay_seconds": {"getAllItems": SCALE_OUT_DELAY}},
             ).raise_for_status()
-        started = time.perf_counter()
-        run_all([(seller, seller.start()) for seller in group])
-        return time.perf_counter() - started
+        return max(run_all(bench, start_all(group)).values())
 
     def sample() -> dict[str, float]:
         one = batch()
