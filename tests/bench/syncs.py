@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -297,51 +298,56 @@ def memory_sample(
         with grpc.insecure_channel(address) as channel:
             stub = sync_pb2_grpc.SyncServiceStub(channel)
             metadata = (("authorization", f"Bearer {seller.user.token}"),)
-            sync_id = stub.StartSync(
+            stub.StartSync(
                 sync_pb2.StartSyncRequest(marketplace="walmart"), metadata=metadata, timeout=30
-            ).sync_id
-            log = sync_pb2.SyncLog(status="queued")
-            sampled, checked, started = idle, 0.0, time.monotonic()
-            while True:
-                waited = time.monotonic() - started
-                limit = MEMORY_CLAIM_SECONDS if log.status == "queued" else MEMORY_SYNC_SECONDS
-                if waited > limit:
-                    raise RuntimeError(
-                        f"memory sync {sync_id} still {log.status} after {waited:.0f} s"
-                    )
-                sampled = max(sampled, process.memory_info().rss)
-                if time.monotonic() - checked > 1:
-                    checked = time.monotonic()
-                    log = stub.GetSync(
-                        sync_pb2.GetSyncRequest(sync_id=sync_id), metadata=metadata, timeout=30
-                    )
-                    if log.status in ("succeeded", "partial", "failed"):
-                        break
-                time.sleep(MEMORY_POLL_SECONDS)
-        if log.status != "succeeded":
-            raise RuntimeError(f"memory sync {sync_id} ended {log.status}: {log.error}")
+            )
+        # Followed by the replica, not the sync id: replicas side by side claim the oldest
+        # queued sync, so one may run another's, all of the same size.
+        name = f"{socket.gethostname()}:{process.pid}"
+        run: _ReplicaRun | None = None
+        sampled, checked, started = idle, 0.0, time.monotonic()
+        while run is None or run.status not in ("succeeded", "partial", "failed"):
+            waited = time.monotonic() - started
+            limit = MEMORY_CLAIM_SECONDS if run is None else MEMORY_SYNC_SECONDS
+            if waited > limit:
+                raise RuntimeError(
+                    f"memory replica {name}: {run or 'nothing claimed'} after {waited:.0f} s"
+                )
+            sampled = max(sampled, process.memory_info().rss)
+            if time.monotonic() - checked > 1:
+                checked = time.monotonic()
+                run = _replica_run(stack.env["CRED_DATABASE_URL"], name)
+            time.sleep(MEMORY_POLL_SECONDS)
+        if run.status != "succeeded":
+            raise RuntimeError(f"memory replica {name}'s sync ended {run.status}: {run.error}")
         peak = _peak_rss(process.pid) or sampled
-        _check_ran_on(stack.env["CRED_DATABASE_URL"], sync_id, process.pid)
     finally:
         replica.stop()
         stack.children.remove(replica)
     return {
         "peak_rss_mb": peak / 2**20,
         "idle_rss_mb": idle / 2**20,
-        "sync_s": log.duration_ms / 1000,
+        "sync_s": run.duration_ms / 1000,
     }
 
 
-def _check_ran_on(database: str, sync_id: int, pid: int) -> None:
-    """The sync ran on this replica (replicas name themselves host:pid), or the sample is
-    someone else's memory."""
+@dataclass(frozen=True)
+class _ReplicaRun:
+    status: str
+    error: str | None
+    duration_ms: int
+
+
+def _replica_run(database: str, replica: str) -> _ReplicaRun | None:
+    """The one sync this replica (named host:pid) ran or runs, or None before it claims one."""
     with psycopg.connect(database, autocommit=True) as connection:
-        row = connection.execute(
-            "SELECT replica FROM sync_logs WHERE id = %s", (sync_id,)
-        ).fetchone()
-    expected = f"{socket.gethostname()}:{pid}"
-    if row is None or row[0] != expected:
-        raise RuntimeError(f"sync {sync_id} ran on {row and row[0]}, not on {expected}")
+        rows = connection.execute(
+            "SELECT status, error, coalesce(duration_ms, 0) FROM sync_logs WHERE replica = %s",
+            (replica,),
+        ).fetchall()
+    if len(rows) > 1:
+        raise RuntimeError(f"memory replica {replica} ran {len(rows)} syncs, not one")
+    return _ReplicaRun(*rows[0]) if rows else None
 
 
 def _add_memory(bench: Bench, size: int, samples: list[dict[str, float]]) -> None:
