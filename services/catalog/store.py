@@ -97,11 +97,12 @@ FILTERED_QUERY_LIMIT = 100
 # A filtered page reads at most this many products; if it fills no page by then, it answers
 # the products it found with a token to go on, so no request scans a whole organization.
 MAX_SCANNED_PER_PAGE = 1000
-# Calls in flight for every batch this process writes at once (a catalog serves many syncs'
-# batches side by side): conditional puts go one product a call, BatchWriteItem 25 products a
-# call. A quarter of the client's connections each leaves the rest to reads.
+# Calls in flight for every batch this process handles at once (a catalog serves many syncs'
+# batches side by side): conditional puts go one product a call, BatchWriteItem 25 products and
+# BatchGetItem 100 keys a call. A quarter of the client's connections each leaves the rest to
+# single reads.
 CONDITIONAL_WRITERS = CLIENT_POOL_CONNECTIONS // 4
-BATCH_WRITERS = CLIENT_POOL_CONNECTIONS // 4
+BATCH_WORKERS = CLIENT_POOL_CONNECTIONS // 4
 # Throttled calls and write conflicts: full jitter spreads out writers that collided, and one
 # operation keeps retrying for at most the deadline.
 STORE_BACKOFF = Backoff(base_seconds=0.05, cap_seconds=2.0, deadline_seconds=20.0)
@@ -168,7 +169,7 @@ class ProductStore:
         self._conditional_writers = ThreadPoolExecutor(
             CONDITIONAL_WRITERS, thread_name_prefix="catalog-conditional-put"
         )
-        self._batch_writers = ThreadPoolExecutor(BATCH_WRITERS, thread_name_prefix="catalog-batch")
+        self._batch_workers = ThreadPoolExecutor(BATCH_WORKERS, thread_name_prefix="catalog-batch")
 
     # Reads
 
@@ -645,13 +646,36 @@ class ProductStore:
     def _batch_get(
         self, keys: Iterable[Key], deadline: float, *, consistent: bool
     ) -> tuple[dict[Key, Item], set[Key], int]:
-        """Items found by key, keys still unread when the deadline passed, and retries made."""
+        """Items found by key, keys still unread when the deadline passed, and retries made.
+        A hundred keys a call, the calls side by side on the batch workers."""
         queue = deque(keys)
+        chunks = []
+        while queue:
+            chunks.append([queue.popleft() for _ in range(min(MAX_BATCH_GET_KEYS, len(queue)))])
+        sent = [
+            self._batch_workers.submit(
+                copy_context().run, self._get_chunk, chunk, deadline, consistent
+            )
+            for chunk in chunks
+        ]
+        found: dict[Key, Item] = {}
+        unread: set[Key] = set()
+        retries = 0
+        for pending in sent:
+            chunk_found, chunk_unread, chunk_retries = pending.result()
+            found |= chunk_found
+            unread |= chunk_unread
+            retries += chunk_retries
+        return found, unread, retries
+
+    def _get_chunk(
+        self, chunk: list[Key], deadline: float, consistent: bool
+    ) -> tuple[dict[Key, Item], set[Key], int]:
+        """One BatchGetItem of up to 100 keys, its unprocessed keys asked again until the
+        deadline."""
         found: dict[Key, Item] = {}
         retries = 0
-        attempt = 0
-        while queue:
-            chunk = [queue.popleft() for _ in range(min(MAX_BATCH_GET_KEYS, len(queue)))]
+        while True:
             request = {
                 self._table: {
                     "Keys": [{"PK": {"S": pk}, "SK": {"S": sk}} for pk, sk in chunk],
@@ -670,14 +694,11 @@ class ProductStore:
                 pending = answer.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
                 unprocessed = [(key["PK"]["S"], key["SK"]["S"]) for key in pending]
             if not unprocessed:
-                attempt = 0
-                continue
+                return found, set(), retries
+            if not self._backoff.sleep(retries, deadline):
+                return found, set(unprocessed), retries + 1
             retries += 1
-            if not self._backoff.sleep(attempt, deadline):
-                return found, {*unprocessed, *queue}, retries
-            attempt += 1
-            queue.extendleft(reversed(unprocessed))
-        return found, set(), retries
+            chunk = unprocessed
 
     def _write_all(
         self,
@@ -685,7 +706,7 @@ class ProductStore:
         deadline: float,
         before_each_call: Callable[[], None] = lambda: None,
     ) -> tuple[dict[str, str], int]:
-        """Send write requests 25 a call, side by side on the batch writers, retrying unprocessed
+        """Send write requests 25 a call, side by side on the batch workers, retrying unprocessed
         ones until the deadline.
 
         Returns the SKUs whose requests were not all written, with the reason, and the number
@@ -697,7 +718,7 @@ class ProductStore:
         while queue:
             chunks.append(_take_distinct(queue))
         sent = [
-            self._batch_writers.submit(
+            self._batch_workers.submit(
                 copy_context().run, self._write_chunk, chunk, deadline, before_each_call
             )
             for chunk in chunks
