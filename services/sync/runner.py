@@ -258,6 +258,12 @@ class SyncWorker:
         except aio.AioRpcError as exc:
             log.warning("could not claim queued syncs", extra={"detail": exc.details()})
             return
+        if self._stopping:
+            # Claimed while this replica began to stop: straight back to the queue.
+            for claimed in answer.claimed:
+                run = _Run(claimed.organization_id, claimed.log.sync_id, claimed.claim)
+                await self._hand_back(run, Progress())
+            return
         for claimed in answer.claimed:
             task = asyncio.create_task(self._run_for_origin(claimed))
             self._runs.add(task)
@@ -272,6 +278,9 @@ class SyncWorker:
         (or, failing that, auth queues them again once their lease runs out)."""
         self._stopping = True
         self._wake.set()
+        # Runs claimed a moment ago may not have started: a task cancelled before its first
+        # step never runs, so it would hand nothing back. One turn of the loop starts them.
+        await asyncio.sleep(0)
         for task in list(self._runs):
             task.cancel()
         await asyncio.gather(*self._runs, return_exceptions=True)

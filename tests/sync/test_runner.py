@@ -314,6 +314,51 @@ def test_a_stopping_worker_hands_its_runs_back() -> None:
     assert auth.finished == []
 
 
+class SlowClaimAuth(FakeAuth):
+    """Answers a claim only once told to: a claim still in flight when the worker stops."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.claim_asked = asyncio.Event()
+        self.answer_claim = asyncio.Event()
+
+    async def ClaimSyncs(self, request: auth_pb2.ClaimSyncsRequest, **kwargs: Any) -> Any:
+        self.claim_asked.set()
+        await self.answer_claim.wait()
+        return await super().ClaimSyncs(request, **kwargs)
+
+
+def test_a_sync_claimed_while_the_worker_stops_goes_straight_back() -> None:
+    auth = SlowClaimAuth()
+
+    async def scenario() -> None:
+        worker = worker_for(auth, FakeCatalog(), paged([CatalogPage()], pause=5))
+        claiming = asyncio.create_task(worker.claim_forever())
+        await auth.claim_asked.wait()
+        stopping = asyncio.create_task(worker.stop())
+        await asyncio.sleep(0)
+        auth.answer_claim.set()
+        await stopping
+        await asyncio.wait_for(claiming, timeout=5)
+
+    asyncio.run(asyncio.wait_for(scenario(), timeout=5))
+    assert [(r.sync_id, r.claim) for r in auth.released] == [(7, "claim-1")]
+    assert auth.finished == []
+
+
+def test_a_run_claimed_just_before_the_worker_stops_is_handed_back() -> None:
+    auth = FakeAuth()
+
+    async def scenario() -> None:
+        worker = worker_for(auth, FakeCatalog(), paged([CatalogPage()], pause=5))
+        # Claimed and its task created, but not yet started: then the stop, in the same turn.
+        await worker._claim(1)
+        await worker.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), timeout=5))
+    assert [(r.sync_id, r.claim) for r in auth.released] == [(7, "claim-1")]
+
+
 def test_a_worker_claims_only_what_it_has_room_for() -> None:
     auth = FakeAuth()
     auth.to_claim = auth.to_claim * 3
