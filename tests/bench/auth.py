@@ -9,10 +9,10 @@ import time
 
 import httpx
 
-from tests.bench.backends import StatementLog
 from tests.bench.catalog import rest_product
 from tests.bench.figures import collect, progress
 from tests.bench.support import PASSWORD, Bench, User, login, register, replace_service
+from tests.pg_statements import StatementLog
 
 BURST = 32
 # What auth's housekeeping runs once a minute, whenever it falls due: not the burst's.
