@@ -41,7 +41,7 @@ lock:
 
 ## run: set up, then start PostgreSQL, DynamoDB (moto), the sandbox marketplace, the services and Envoy
 run: $(STAMP)
-	@$(BIN)/python -m marketsync.devstack
+	@$(BIN)/python -m dev.stack
 
 ## test: set up, then lint, type-check and run the whole suite
 test: $(STAMP)

@@ -1,4 +1,5 @@
-"""Apply schema/*.sql to the credentials database, in file-name order, each file exactly once.
+"""Apply the schema files shipped with auth (services/auth/schema/*.sql, also `schema/` at the
+repository root) to the credentials database, in file-name order, each file exactly once.
 
 Each file runs in its own transaction together with its row in `schema_migrations` (file name and
 SHA-256 of its content), so a file is either fully applied and recorded or not at all. Every
@@ -18,11 +19,13 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 
 import psycopg
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schema"
+# Package data, read through importlib.resources: found wherever the package is installed.
+SCHEMA: Traversable = files("services.auth") / "schema"
 # Any fixed 64-bit number works; every replica must use the same one.
 MIGRATION_LOCK_KEY = 7_245_113_590_021
 _CREATE_LEDGER = """
@@ -47,24 +50,25 @@ class Migration:
     checksum: str
 
 
-def load_migrations(schema_dir: Path = SCHEMA_DIR) -> list[Migration]:
+def load_migrations(schema: Traversable = SCHEMA) -> list[Migration]:
     migrations = []
-    for path in sorted(schema_dir.glob("*.sql")):
-        content = path.read_bytes()
-        migrations.append(
-            Migration(path.name, content.decode("utf-8"), hashlib.sha256(content).hexdigest())
-        )
+    for entry in sorted(schema.iterdir(), key=lambda entry: entry.name):
+        if entry.name.endswith(".sql"):
+            content = entry.read_bytes()
+            migrations.append(
+                Migration(entry.name, content.decode("utf-8"), hashlib.sha256(content).hexdigest())
+            )
     return migrations
 
 
-async def migrate(conninfo: str, schema_dir: Path = SCHEMA_DIR) -> list[str]:
+async def migrate(conninfo: str, schema: Traversable = SCHEMA) -> list[str]:
     """Apply the files not yet recorded; return the names of those applied by this call."""
     applied = []
     # A dedicated connection: prepare_threshold=None keeps it usable through a pooler.
     async with await psycopg.AsyncConnection.connect(
         conninfo, autocommit=True, prepare_threshold=None
     ) as conn:
-        for migration in load_migrations(schema_dir):
+        for migration in load_migrations(schema):
             if await _apply(conn, migration):
                 logger.info("applied migration %s", migration.filename)
                 applied.append(migration.filename)

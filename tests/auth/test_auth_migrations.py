@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
+from importlib.resources import as_file
 from pathlib import Path
 
 import psycopg
 import pytest
 from pgserver._commands import POSTGRES_BIN_PATH
 
-from services.auth.migrations import SCHEMA_DIR, MigrationError, migrate
+from services.auth.migrations import SCHEMA, MigrationError, migrate
 
 pytestmark = pytest.mark.anyio
-SCHEMA_FILES = sorted(path.name for path in SCHEMA_DIR.glob("*.sql"))
+SCHEMA_FILES = sorted(entry.name for entry in SCHEMA.iterdir() if entry.name.endswith(".sql"))
 
 
 def recorded(url: str) -> list[str]:
@@ -41,7 +41,9 @@ async def test_concurrent_runs_apply_each_file_once(empty_database_url: str) -> 
 
 async def test_changed_file_is_refused(empty_database_url: str, tmp_path: Path) -> None:
     schema = tmp_path / "schema"
-    shutil.copytree(SCHEMA_DIR, schema)
+    schema.mkdir()
+    for name in SCHEMA_FILES:
+        (schema / name).write_bytes((SCHEMA / name).read_bytes())
     await migrate(empty_database_url, schema)
     first = schema / SCHEMA_FILES[0]
     first.write_text(first.read_text() + "\n-- edited\n")
@@ -64,18 +66,19 @@ async def test_failing_file_leaves_nothing_behind(empty_database_url: str, tmp_p
 def test_files_apply_twice_with_plain_psql(empty_database_url: str) -> None:
     for _ in range(2):
         for name in SCHEMA_FILES:
-            subprocess.run(
-                [
-                    str(POSTGRES_BIN_PATH / "psql"),
-                    "--no-psqlrc",
-                    "-v",
-                    "ON_ERROR_STOP=1",
-                    "-q",
-                    "-d",
-                    empty_database_url,
-                    "-f",
-                    str(SCHEMA_DIR / name),
-                ],
-                check=True,
-                capture_output=True,
-            )
+            with as_file(SCHEMA / name) as sql_file:
+                subprocess.run(
+                    [
+                        str(POSTGRES_BIN_PATH / "psql"),
+                        "--no-psqlrc",
+                        "-v",
+                        "ON_ERROR_STOP=1",
+                        "-q",
+                        "-d",
+                        empty_database_url,
+                        "-f",
+                        str(sql_file),
+                    ],
+                    check=True,
+                    capture_output=True,
+                )

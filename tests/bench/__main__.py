@@ -18,7 +18,7 @@ from typing import Any, TextIO, cast
 
 import httpx
 
-from marketsync.devstack import free_port, start_stack
+from dev.stack import free_port, start_stack
 from tests.bench import auth, catalog, syncs
 from tests.bench.backends import bench_dir, start_dynalite
 from tests.bench.figures import (

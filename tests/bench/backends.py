@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from botocore import xform_name
 
-from marketsync.devstack import REPO, Stack, free_port
+from dev.stack import REPO, Stack, free_port
 from services.catalog.capacity import WRITE_OPERATIONS, Call
 from services.catalog.dynamo import MAX_BATCH_WRITE_ITEMS
 from services.catalog.tables import TABLE_DEFINITION

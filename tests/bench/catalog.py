@@ -25,8 +25,8 @@ import grpc
 import httpx
 import psutil
 
+from dev.stack import BIN
 from marketsync.catalog.v1 import catalog_pb2, catalog_pb2_grpc
-from marketsync.devstack import BIN
 from services.catalog.capacity import indexes_of, write_units
 from services.catalog.domain import ProductInput
 from services.catalog.dynamo import make_dynamodb_client

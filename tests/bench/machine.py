@@ -12,7 +12,7 @@ from typing import Any
 
 import psutil
 
-from marketsync.devstack import REPO
+from dev.stack import REPO
 
 
 def _first_line(argv: list[str]) -> str:

@@ -18,8 +18,8 @@ import jwt
 import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from marketsync.devstack import Child, Stack
-from marketsync.sandbox.catalogue import amazon_catalogue
+from dev.sandbox.catalogue import amazon_catalogue
+from dev.stack import Child, Stack
 from services.sync.marketplaces import AMAZON_RATES, WALMART_RATES, Rate
 from services.sync.marketplaces.amazon import CATALOG_IDENTIFIERS_PER_CALL
 from services.sync.marketplaces.amazon import PAGE_SIZE as AMAZON_PAGE_SIZE

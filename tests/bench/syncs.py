@@ -23,7 +23,7 @@ import httpx
 import psutil
 import psycopg
 
-from marketsync.devstack import PYTHON, Child, free_port
+from dev.stack import PYTHON, Child, free_port
 from marketsync.sync.v1 import sync_pb2, sync_pb2_grpc
 from services.catalog.dynamo import make_dynamodb_client
 from services.catalog.tables import ensure_table

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from marketsync.sandbox.catalogue import (
+from dev.sandbox.catalogue import (
     AmazonListing,
     WalmartItem,
     amazon_catalogue,

@@ -24,7 +24,7 @@ import jwt
 from google.api import annotations_pb2, http_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescriptor
 
-from marketsync.devstack import REPO
+from dev.stack import REPO
 from tests.integration.auth_support import GRPC_CODES_BY_STATUS, Person, join, login, person_of
 from tests.integration.conftest import Answer, Api
 from tests.integration.sync_support import (

@@ -13,8 +13,8 @@ import grpc
 import httpx
 from grpc import aio
 
+from dev.stack import Stack
 from marketsync.catalog.v1 import catalog_pb2, catalog_pb2_grpc
-from marketsync.devstack import Stack
 from marketsync.service_auth import ServiceCredential, internal_channel
 from tests.integration.conftest import Answer, Api
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from marketsync.devstack import Stack, free_port, start_stack
+from dev.stack import Stack, free_port, start_stack
 from tests.integration.trace_collector import TraceCollector
 
 _unique = itertools.count(1)

@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
-from marketsync.devstack import Stack
-from marketsync.sandbox.catalogue import AmazonListing, WalmartItem
+from dev.sandbox.catalogue import AmazonListing, WalmartItem
+from dev.stack import Stack
 from tests.integration.conftest import Answer, Api
 
 SYNC_DEADLINE_SECONDS = 240.0

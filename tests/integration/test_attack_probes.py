@@ -30,8 +30,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from dev.stack import Stack
 from gateway.envoy_config import PUBLIC_SERVICES
-from marketsync.devstack import Stack
 from marketsync.service_auth import SERVICE_METADATA_KEY, ServiceCredential
 from services.auth.credentials import associated_data
 from services.auth.vault import Sealed, Vault

@@ -9,8 +9,8 @@ import grpc
 import httpx
 import pytest
 
+from dev.stack import Stack
 from marketsync.auth.v1 import auth_pb2, auth_pb2_grpc
-from marketsync.devstack import Stack
 from tests.integration.auth_support import RFC3339, assert_error, login, person_of
 from tests.integration.conftest import Api
 

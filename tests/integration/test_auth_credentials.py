@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from dev.stack import CALLERS, Stack
 from marketsync.auth.v1 import auth_pb2, auth_pb2_grpc
-from marketsync.devstack import CALLERS, Stack
 from marketsync.service_auth import SERVICE_METADATA_KEY, ServiceCredential
 from tests.integration.auth_support import (
     AMAZON_FIELDS,

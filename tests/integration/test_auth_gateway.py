@@ -17,8 +17,8 @@ import jwt
 import pgserver
 import pytest
 
+from dev.stack import Stack
 from marketsync.auth.v1 import auth_pb2, auth_pb2_grpc
-from marketsync.devstack import Stack
 from marketsync.service_auth import SERVICE_METADATA_KEY, ServiceCredential
 from tests.integration.auth_support import WALMART_FIELDS, assert_error, login
 from tests.integration.conftest import Api

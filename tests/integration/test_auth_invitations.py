@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from marketsync.devstack import Stack
+from dev.stack import Stack
 from tests.integration.auth_support import (
     RFC3339,
     assert_error,

@@ -21,8 +21,8 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from dev.stack import PYTHON, Child, Stack, free_port, spawn_gateway
 from marketsync.auth.v1 import auth_pb2, auth_pb2_grpc
-from marketsync.devstack import PYTHON, Child, Stack, free_port, spawn_gateway
 from tests.integration.conftest import Api
 
 BURST = 4

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import pytest
 
-from marketsync.devstack import Stack
+from dev.stack import Stack
 from tests.integration.catalog_support import (
     all_pages,
     batch,

@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
-from marketsync.devstack import Stack
+from dev.stack import Stack
 from services.catalog import store as store_module
 from services.catalog.domain import ProductInput
 from services.catalog.store import ProductStore, product_pk

@@ -11,7 +11,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from marketsync.devstack import CALLERS, Stack
+from dev.stack import CALLERS, Stack
 from marketsync.service_auth import AUDIENCE, SERVICE_METADATA_KEY, ServiceCredential
 from tests.integration.catalog_support import (
     Org,

@@ -8,7 +8,7 @@ from itertools import islice
 
 import pytest
 
-from marketsync.devstack import Stack
+from dev.stack import Stack
 from tests.integration.catalog_support import (
     Org,
     all_pages,

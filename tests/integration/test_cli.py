@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from marketsync.devstack import Stack
+from dev.stack import Stack
 from tests.integration.conftest import Api
 from tests.integration.sync_support import account
 

@@ -24,13 +24,13 @@ import hpack
 import pytest
 from hyperframe.frame import HeadersFrame
 
+from dev.stack import Stack
 from gateway.envoy_config import (
     MAX_CONCURRENT_STREAMS,
     MAX_REQUEST_HEADERS_KB,
     REQUEST_HEADERS_TIMEOUT_SECONDS,
 )
 from marketsync.auth.v1 import auth_pb2, auth_pb2_grpc
-from marketsync.devstack import Stack
 from marketsync.interceptors import NO_MESSAGE
 from tests.integration.conftest import Api
 from tests.integration.raw_http2 import RawHttp2, grpc_frame

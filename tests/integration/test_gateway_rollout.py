@@ -20,7 +20,7 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from marketsync.devstack import PYTHON, Child, Stack, free_port, spawn_gateway
+from dev.stack import PYTHON, Child, Stack, free_port, spawn_gateway
 from tests.integration.conftest import Api
 
 # Longer than Envoy's health check interval (5 s): a stopping replica is seen NOT_SERVING and

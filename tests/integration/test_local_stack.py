@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from marketsync.devstack import REPO, free_port
+from dev.stack import REPO, free_port
 
 STARTUP_SECONDS = 90
 STOP_SECONDS = 40
@@ -26,7 +26,7 @@ CTRL_C_SECONDS = 5
 RESTART_SECONDS = 45
 EXPECTED_PROCESSES = (
     "moto_server",
-    "marketsync.sandbox",
+    "dev.sandbox",
     "services.auth.server",
     "services.catalog.server",
     "services.sync.server",
@@ -43,7 +43,7 @@ def test_the_local_stack_listens_on_loopback_restarts_a_crash_and_stops_on_sigte
     for name in ("CRED_DATABASE_URL", "DYNAMODB_ENDPOINT_URL", "JWT_SECRET"):
         env.pop(name, None)
     runner = subprocess.Popen(
-        [sys.executable, "-m", "marketsync.devstack"],
+        [sys.executable, "-m", "dev.stack"],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -98,7 +98,7 @@ def test_ctrl_c_stops_everything_within_5_seconds_and_a_second_run_on_the_dir_re
         assert f"--url http://127.0.0.1:{port} login" in banner
 
         second = subprocess.run(
-            [sys.executable, "-m", "marketsync.devstack"],
+            [sys.executable, "-m", "dev.stack"],
             cwd=REPO, env=_runner_env(tmp_path, free_port()), capture_output=True, text=True,
             timeout=STARTUP_SECONDS,
         )  # fmt: skip
@@ -158,7 +158,7 @@ def _runner_env(data_dir: Path, port: int) -> dict[str, str]:
 def _start_runner(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     with (data_dir / "runner.log").open("wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "marketsync.devstack"],
+            [sys.executable, "-m", "dev.stack"],
             cwd=REPO, env=_runner_env(data_dir, port), stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from marketsync.devstack import Stack
+from dev.stack import Stack
 from tests.integration.conftest import Api
 from tests.integration.sync_support import (
     account,

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from marketsync.devstack import PYTHON, Child, Stack, free_port, spawn_gateway
+from dev.stack import PYTHON, Child, Stack, free_port, spawn_gateway
 from tests.integration.conftest import Api
 from tests.pg_statements import StatementLog
 

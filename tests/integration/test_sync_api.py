@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from marketsync.devstack import Stack
-from marketsync.sandbox.catalogue import amazon_catalogue, walmart_catalogue
+from dev.sandbox.catalogue import amazon_catalogue, walmart_catalogue
+from dev.stack import Stack
 from tests.integration.conftest import Api
 from tests.integration.sync_support import (
     Sandbox,

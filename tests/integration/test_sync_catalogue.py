@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from marketsync.devstack import Stack
-from marketsync.sandbox.catalogue import amazon_catalogue, walmart_catalogue
+from dev.sandbox.catalogue import amazon_catalogue, walmart_catalogue
+from dev.stack import Stack
 from tests.integration.conftest import Answer, Api
 from tests.integration.sync_support import (
     FINAL_STATUSES,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 
-from marketsync.devstack import Child, Stack
+from dev.stack import Child, Stack
 from tests.integration.conftest import Api
 from tests.integration.sync_support import (
     SYNC_DEADLINE_SECONDS,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from marketsync.sandbox.catalogue import amazon_catalogue, walmart_catalogue
+from dev.sandbox.catalogue import amazon_catalogue, walmart_catalogue
 from tests.integration.conftest import Api
 from tests.integration.sync_support import (
     account,

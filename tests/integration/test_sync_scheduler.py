@@ -14,8 +14,8 @@ import sys
 import time
 from typing import Any
 
+from dev.stack import REPO, Stack
 from marketsync.auth.v1 import auth_pb2, auth_pb2_grpc
-from marketsync.devstack import REPO, Stack
 from marketsync.service_auth import ServiceCredential, internal_channel
 from tests.integration.conftest import Api
 from tests.integration.sync_support import (

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from marketsync.devstack import Stack
+from dev.stack import Stack
 from tests.integration.conftest import Api, LogTail
 from tests.integration.sync_support import (
     account,

@@ -15,7 +15,7 @@ import psutil
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from marketsync.devstack import Stack, free_port, start_stack
+from dev.stack import Stack, free_port, start_stack
 from marketsync.errors import Unauthenticated
 from marketsync.identity import verify_user_token
 from marketsync.keys import (

@@ -1,18 +1,18 @@
-"""The sandbox marketplace, once per session, and what a client should read from it."""
+"""What a client should read from the sandbox marketplace (tests/conftest.py starts it)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from decimal import Decimal
 
 import httpx
 import pytest
 
+from dev.sandbox import SandboxHandle
+from dev.sandbox.catalogue import amazon_catalogue, walmart_catalogue
 from marketsync.backoff import Backoff
-from marketsync.sandbox import SandboxHandle, start_sandbox
-from marketsync.sandbox.catalogue import amazon_catalogue, walmart_catalogue
 from services.sync.marketplaces import (
     DEFAULT_RATES,
     AmazonEndpoints,
@@ -26,12 +26,6 @@ from services.sync.marketplaces import (
 
 # Fast enough that runs take seconds, slow enough that backoff really happens in between.
 FAST_BACKOFF = Backoff(base_seconds=0.002, cap_seconds=0.02, jitter=0.5, attempts=6)
-
-
-@pytest.fixture(scope="session")
-def sandbox() -> Iterator[SandboxHandle]:
-    with start_sandbox("127.0.0.1", 0) as handle:
-        yield handle
 
 
 async def shortened_sleep(seconds: float) -> None:

@@ -10,8 +10,8 @@ from typing import IO, Any
 
 import pytest
 
-from marketsync.sandbox import SandboxHandle
-from marketsync.sandbox.catalogue import amazon_catalogue
+from dev.sandbox import SandboxHandle
+from dev.sandbox.catalogue import amazon_catalogue
 from services.sync.marketplaces import (
     AMAZON_RATES,
     DEFAULT_RATES,

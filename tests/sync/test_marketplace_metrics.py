@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-from marketsync.sandbox import SandboxHandle
+from dev.sandbox import SandboxHandle
 from services.sync.marketplaces import (
     AmazonCatalog,
     AmazonEndpoints,

@@ -11,7 +11,7 @@ from itertools import pairwise
 
 import pytest
 
-from marketsync.sandbox import SandboxHandle
+from dev.sandbox import SandboxHandle
 from services.sync.marketplaces import (
     WALMART_RATES,
     CatalogPage,

@@ -1,11 +1,11 @@
-"""`python -m marketsync.sandbox --port N`: serve the sandbox marketplaces until interrupted."""
+"""`python -m dev.sandbox --port N`: serve the sandbox marketplaces until interrupted."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 
-from marketsync.sandbox.server import SandboxServer
+from dev.sandbox.server import SandboxServer
 
 
 def main() -> None:

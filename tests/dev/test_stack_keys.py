@@ -15,8 +15,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic_settings import BaseSettings
 
+from dev.stack import CALLERS, Stack, new_stack
 from marketsync.config import load_settings
-from marketsync.devstack import CALLERS, Stack, new_stack
 from marketsync.errors import Unauthenticated
 from marketsync.identity import issue_user_token, verify_user_token
 from marketsync.keys import (

@@ -339,7 +339,7 @@ def _start_backends(stack: Stack) -> None:
     sandbox_settings = ("AMAZON_SP_API_ENDPOINT", "AMAZON_LWA_TOKEN_URL", "WALMART_API_BASE_URL")
     if not all(env.get(name) for name in sandbox_settings):
         port = free_port()
-        stack.spawn("sandbox", [PYTHON, "-m", "marketsync.sandbox", "--port", str(port)])
+        stack.spawn("sandbox", [PYTHON, "-m", "dev.sandbox", "--port", str(port)])
         url = f"http://127.0.0.1:{port}"
         _wait_until(lambda: _port_open(port), "the sandbox marketplace", 30, stack)
         env.setdefault("AMAZON_SP_API_ENDPOINT", url)

@@ -13,9 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from marketsync.sandbox import amazon, walmart
-from marketsync.sandbox.http import Answer, Interrupt, Request, Route, json_answer, route
-from marketsync.sandbox.state import Faults, SandboxState
+from dev.sandbox import amazon, walmart
+from dev.sandbox.http import Answer, Interrupt, Request, Route, json_answer, route
+from dev.sandbox.state import Faults, SandboxState
 
 logger = logging.getLogger(__name__)
 

@@ -6,6 +6,6 @@ catalogue per account (see `catalogue`), and lets tests switch faults on per acc
 `POST /_sandbox/faults` and count and time calls through `GET /_sandbox/stats`.
 """
 
-from marketsync.sandbox.server import SandboxHandle, start_sandbox
+from dev.sandbox.server import SandboxHandle, start_sandbox
 
 __all__ = ["SandboxHandle", "start_sandbox"]

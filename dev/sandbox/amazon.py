@@ -8,13 +8,13 @@ import random
 import re
 from datetime import UTC, datetime
 
-from marketsync.sandbox.catalogue import (
+from dev.sandbox.catalogue import (
     CATEGORIES,
     AmazonListing,
     amazon_asin_index,
     amazon_catalogue,
 )
-from marketsync.sandbox.http import (
+from dev.sandbox.http import (
     Answer,
     Interrupt,
     Request,
@@ -23,7 +23,7 @@ from marketsync.sandbox.http import (
     json_answer,
     route,
 )
-from marketsync.sandbox.state import SandboxState
+from dev.sandbox.state import SandboxState
 
 REPORT_TYPE = "GET_MERCHANT_LISTINGS_ALL_DATA"
 _RATE_LIMITS = {

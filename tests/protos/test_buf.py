@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BUF_SCRIPT = REPO / "protos" / "buf.py"
 
 pytestmark = pytest.mark.skipif(

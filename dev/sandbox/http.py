@@ -11,7 +11,7 @@ from email.message import Message
 from typing import Any
 from urllib.parse import parse_qs
 
-from marketsync.sandbox.state import Fault, SandboxState
+from dev.sandbox.state import Fault, SandboxState
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ import binascii
 import re
 import time
 
-from marketsync.sandbox.catalogue import WalmartItem, walmart_catalogue
-from marketsync.sandbox.http import (
+from dev.sandbox.catalogue import WalmartItem, walmart_catalogue
+from dev.sandbox.http import (
     Answer,
     Interrupt,
     Request,
@@ -17,7 +17,7 @@ from marketsync.sandbox.http import (
     json_answer,
     route,
 )
-from marketsync.sandbox.state import SandboxState
+from dev.sandbox.state import SandboxState
 
 PAGE_MAX = 50
 _REQUIRED_HEADERS = ("WM_SVC.NAME", "WM_QOS.CORRELATION_ID")

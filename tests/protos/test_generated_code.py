@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 GENERATED = [
     *sorted(p.relative_to(REPO) for p in (REPO / "marketsync").glob("*/v1/*") if p.is_file()),
     Path("gateway/descriptor.pb"),

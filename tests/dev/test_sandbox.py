@@ -6,9 +6,9 @@ import gzip
 
 import httpx
 
-from marketsync.sandbox import SandboxHandle
-from marketsync.sandbox.amazon import listings_report, report_columns
-from marketsync.sandbox.catalogue import DEFAULT_SIZE, catalogue_size, walmart_catalogue
+from dev.sandbox import SandboxHandle
+from dev.sandbox.amazon import listings_report, report_columns
+from dev.sandbox.catalogue import DEFAULT_SIZE, catalogue_size, walmart_catalogue
 from tests.sync.conftest import call_counts, unique_account
 
 
