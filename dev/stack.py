@@ -38,7 +38,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import IO, Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -108,7 +108,15 @@ class Child:
         self.relay.join(timeout=max(0.1, deadline - time.monotonic()))
 
 
-def _relay(name: str, stream: IO[bytes], sink: TextIO) -> None:
+class LogSink(Protocol):
+    """Where the children's output goes: the console, or what a test or the bench keeps of it."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
+def _relay(name: str, stream: IO[bytes], sink: LogSink) -> None:
     tag = f"{name:<8}| "
     for raw in iter(stream.readline, b""):
         sink.write(tag + raw.decode("utf-8", "replace"))
@@ -123,7 +131,7 @@ class Stack:
     data_dir: Path
     env: dict[str, str]
     private_env: dict[str, dict[str, str]] = field(default_factory=dict)
-    log_sink: TextIO = sys.stdout
+    log_sink: LogSink = sys.stdout
     children: list[Child] = field(default_factory=list)
     # The data directory of the PostgreSQL this stack runs itself, if it runs one.
     postgres_data: Path | None = None
@@ -297,7 +305,7 @@ def _port_open(port: int) -> bool:
 
 
 def new_stack(
-    data_dir: Path, overrides: Mapping[str, str] | None = None, log_sink: TextIO = sys.stdout
+    data_dir: Path, overrides: Mapping[str, str] | None = None, log_sink: LogSink = sys.stdout
 ) -> Stack:
     """A stack whose settings and keys are ready, nothing started yet."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -308,7 +316,7 @@ def new_stack(
 
 
 def start_stack(
-    data_dir: Path, overrides: Mapping[str, str] | None = None, log_sink: TextIO = sys.stdout
+    data_dir: Path, overrides: Mapping[str, str] | None = None, log_sink: LogSink = sys.stdout
 ) -> Stack:
     stack = new_stack(data_dir, overrides, log_sink)
     try:

@@ -14,7 +14,6 @@ import traceback
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, TextIO, cast
 
 import httpx
 
@@ -34,7 +33,7 @@ from tests.bench.figures import (
     text_table,
     write_json,
 )
-from tests.bench.machine import describe
+from tests.bench.machine import Machine, describe
 from tests.bench.support import Bench, point_catalog
 
 PARTS = ("catalog", "auth", "syncs")
@@ -264,7 +263,7 @@ def _take(name: str, take: Callable[[], None], results: Results) -> None:
         progress(f"{name}: done in {time.monotonic() - started:.0f} s")
 
 
-def report(results: Results, machine: dict[str, Any], command: str, seconds: float) -> str:
+def report(results: Results, machine: Machine, command: str, seconds: float) -> str:
     """The run as Markdown, the tables BENCHMARKS.md is made of."""
     lines = [
         f"Run {time.strftime('%Y-%m-%d %H:%M %Z')}, {seconds / 60:.1f} minutes: `{command}`",
@@ -323,7 +322,7 @@ def main() -> None:
     out = bench_dir()
     with tempfile.TemporaryDirectory(prefix="bench-") as data_dir:
         progress("starting the stack")
-        stack = start_stack(Path(data_dir), _stack_settings(), log_sink=cast(TextIO, tail))
+        stack = start_stack(Path(data_dir), _stack_settings(), log_sink=tail)
         # This process talks to the DynamoDB servers too, with the stack's credentials.
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             os.environ.setdefault(name, stack.env[name])

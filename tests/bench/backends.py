@@ -28,6 +28,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from botocore import xform_name
+from botocore.model import OperationModel
+from mypy_boto3_dynamodb import DynamoDBClient
 
 from dev.stack import REPO, Stack, free_port
 from services.catalog.capacity import WRITE_OPERATIONS, Call
@@ -106,7 +108,7 @@ class CallRecorder:
     """The calls a boto3 DynamoDB client makes inside the `with`, parameters as given. They are
     kept by reference, not copied: the recording must not slow the calls it records."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: DynamoDBClient) -> None:
         self._client = client
         self.calls: list[Call] = []
 
@@ -117,14 +119,14 @@ class CallRecorder:
     def __exit__(self, *_: object) -> None:
         self._client.meta.events.unregister("provide-client-params.dynamodb", self._note)
 
-    def _note(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+    def _note(self, params: dict[str, Any], model: OperationModel, **_: object) -> None:
         self.calls.append((model.name, params))
 
     def writes(self) -> list[Call]:
         return [call for call in self.calls if call[0] in WRITE_OPERATIONS]
 
 
-def replay(client: Any, calls: Sequence[Call]) -> None:
+def replay(client: DynamoDBClient, calls: Sequence[Call]) -> None:
     for operation, params in calls:
         getattr(client, xform_name(operation))(**params)
 

@@ -24,6 +24,7 @@ from typing import Any
 import grpc
 import httpx
 import psutil
+from mypy_boto3_dynamodb import DynamoDBClient
 
 from dev.stack import BIN
 from marketsync.catalog.v1 import catalog_pb2, catalog_pb2_grpc
@@ -121,7 +122,7 @@ def seed(bench: Bench) -> tuple[User, str]:
     return seller.user, str(page.json()["products"][0]["sku"])
 
 
-def store_of(endpoint: str, table: str) -> tuple[Any, ProductStore]:
+def store_of(endpoint: str, table: str) -> tuple[DynamoDBClient, ProductStore]:
     client = make_dynamodb_client(REGION, endpoint)
     return client, ProductStore(client, table, b"bench-page-token-key-0123456789abcdef")
 

@@ -132,7 +132,9 @@ class Results:
     def ratio(self, name: str, value: float, goal: Goal, basis: str) -> None:
         self.ratios.append(Ratio(name, value, goal, basis))
 
-    def as_json(self, machine: Mapping[str, Any], command: str, seconds: float) -> dict[str, Any]:
+    def as_json(
+        self, machine: Mapping[str, object], command: str, seconds: float
+    ) -> dict[str, Any]:
         return {
             "machine": dict(machine),
             "command": command,

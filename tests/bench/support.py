@@ -16,7 +16,6 @@ import grpc
 import httpx
 import jwt
 import psycopg
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dev.sandbox.catalogue import amazon_catalogue
 from dev.stack import Child, Stack
@@ -24,6 +23,7 @@ from services.sync.marketplaces import AMAZON_RATES, WALMART_RATES, Rate
 from services.sync.marketplaces.amazon import CATALOG_IDENTIFIERS_PER_CALL
 from services.sync.marketplaces.amazon import PAGE_SIZE as AMAZON_PAGE_SIZE
 from services.sync.marketplaces.walmart import PAGE_LIMIT as WALMART_PAGE_LIMIT
+from tests import health_check
 from tests.bench.figures import Results
 
 FINAL = ("succeeded", "partial", "failed")
@@ -217,13 +217,9 @@ def sync_floor(marketplace: str, size: int, account: str) -> float:
 
 def serving(address: str) -> bool:
     try:
-        with grpc.insecure_channel(address) as channel:
-            answer = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=""), timeout=2
-            )
+        return health_check.serving(address)
     except grpc.RpcError:
         return False
-    return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
 
 def wait_serving(address: str, child: Child) -> None:

@@ -22,6 +22,7 @@ import grpc
 import httpx
 import psutil
 import psycopg
+from mypy_boto3_dynamodb import DynamoDBClient
 
 from dev.stack import PYTHON, Child, free_port
 from marketsync.sync.v1 import sync_pb2, sync_pb2_grpc
@@ -85,11 +86,15 @@ def warm_up(bench: Bench) -> None:
 # ---- many at once ---------------------------------------------------------------------------
 
 
-def _table_keys(client: Any, table: str, projection: str = "PK, SK") -> set[tuple[str, str]]:
+def _table_keys(
+    client: DynamoDBClient, table: str, projection: str = "PK, SK"
+) -> set[tuple[str, str]]:
     return {(item["PK"]["S"], item["SK"]["S"]) for item in _scan(client, table, projection)}
 
 
-def _scan(client: Any, table: str, projection: str | None = None) -> list[dict[str, Any]]:
+def _scan(
+    client: DynamoDBClient, table: str, projection: str | None = None
+) -> list[dict[str, Any]]:
     query: dict[str, Any] = {"TableName": table}
     if projection:
         query["ProjectionExpression"] = projection
@@ -102,7 +107,7 @@ def _scan(client: Any, table: str, projection: str | None = None) -> list[dict[s
         query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
 
-def _raw_write_seconds(client: Any, items: list[dict[str, Any]]) -> float:
+def _raw_write_seconds(client: DynamoDBClient, items: list[dict[str, Any]]) -> float:
     """BatchWriteItem of these items, 25 a call, into a table of their own."""
     table = f"bench-raw-sync-{time.time_ns() % 10**9}"
     ensure_table(client, table)
