@@ -85,7 +85,7 @@ def test_invalid_products_fail_alone(store: ProductStore) -> None:
 def test_an_oversized_item_is_refused_before_dynamodb_sees_it(
     store: ProductStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("services.catalog.store.MAX_ITEM_BYTES", 10_000)
+    monkeypatch.setattr("services.catalog.items.MAX_ITEM_BYTES", 10_000)
     result = store.batch_upsert(ORG, [item("BIG", description="x" * 20_000), item("SMALL")])
     assert result.upserted == 1
     assert result.failed == [

@@ -211,7 +211,7 @@ def test_the_marketplace_filter_fills_pages_and_misses_nothing(store: ProductSto
 def test_a_sparse_filter_reads_a_bounded_number_of_products_per_page(
     store: ProductStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("services.catalog.store.MAX_SCANNED_PER_PAGE", 40)
+    monkeypatch.setattr("services.catalog.pages.MAX_SCANNED_PER_PAGE", 40)
     products = [mug(f"SKU-{n:03d}", marketplace="amazon") for n in range(150)]
     products[3] = mug("SKU-003", marketplace="walmart")
     store.batch_upsert(ORG, products)

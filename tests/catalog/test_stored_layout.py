@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from services.catalog.domain import ProductInput
-from services.catalog.store import ProductStore, _content_hash, product_pk
+from services.catalog.items import content_hash, product_pk
+from services.catalog.store import ProductStore
 
 from .conftest import CallCounter, WriteUnits
 
@@ -67,7 +68,7 @@ def stored_before(client: Any, table: str) -> None:
             "updated_at": {"S": WALMART_AT},
             "synced_at": {"S": WALMART_AT},
             "version": {"N": "2"},
-            "content_hash": {"S": _content_hash(WALMART)},
+            "content_hash": {"S": content_hash(WALMART)},
         },
         *(
             {

@@ -23,7 +23,8 @@ from dev.sandbox.catalogue import (
 )
 from services.catalog.domain import ProductInput
 from services.catalog.dynamo import item_size
-from services.catalog.store import ProductStore, product_pk
+from services.catalog.items import product_pk
+from services.catalog.store import ProductStore
 
 from .conftest import CallCounter, Units, WriteUnits
 

@@ -35,7 +35,7 @@ from gateway.envoy_config import PUBLIC_SERVICES
 from marketsync.service_auth import SERVICE_METADATA_KEY, ServiceCredential
 from services.auth.credentials import associated_data
 from services.auth.vault import Sealed, Vault
-from services.catalog.store import product_pk
+from services.catalog.items import product_pk
 from tests.integration.attack_support import (
     PASSWORD,
     Fuzzer,

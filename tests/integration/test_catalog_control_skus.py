@@ -13,7 +13,8 @@ import pytest
 from dev.stack import Stack
 from services.catalog import store as store_module
 from services.catalog.domain import ProductInput
-from services.catalog.store import ProductStore, product_pk
+from services.catalog.items import product_pk
+from services.catalog.store import ProductStore
 from tests.integration.catalog_support import (
     Org,
     assert_error,
