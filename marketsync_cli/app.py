@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +23,8 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
+    Task,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -195,17 +197,46 @@ def start_sync(
         _watch(api, sync_id, interval)
 
 
-def _watch(api: Api, sync_id: str, interval: float) -> None:
-    # The API knows no total before a sync ends, so the bar pulses and shows no ETA.
-    progress = Progress(
+class _TimeLeftColumn(TimeRemainingColumn):
+    """rich's time remaining, named: beside the time elapsed a bare time would be ambiguous.
+    Blank while the total is unknown."""
+
+    def render(self, task: Task) -> Text:
+        remaining = super().render(task)
+        return Text.assemble("ETA ", remaining) if remaining.plain else remaining
+
+
+def sync_progress(console: Console, get_time: Callable[[], float] | None = None) -> Progress:
+    """The bar of a watched sync: it pulses until the marketplace has said how many items the
+    catalogue holds (`items_total`), then fills towards it and shows the time remaining."""
+    return Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.fields[counts]}"),
         TextColumn("{task.fields[rate]}", style="progress.data.speed"),
         TimeElapsedColumn(),
+        _TimeLeftColumn(),
         console=console,
+        get_time=get_time,
     )
+
+
+def show_sync(progress: Progress, task: TaskID, log: dict[str, Any], rate: str) -> None:
+    """Move the bar to where the sync log says the sync is."""
+    progress.update(
+        task,
+        description=log["status"],
+        # None leaves the bar pulsing; once known, the total stays.
+        total=log.get("items_total"),
+        completed=log["items_fetched"],
+        counts=_counts(log),
+        rate=rate,
+    )
+
+
+def _watch(api: Api, sync_id: str, interval: float) -> None:
+    progress = sync_progress(console)
     first_seen: tuple[float, int] | None = None  # when and how many, once it fetched any
     with progress:
         task = progress.add_task("queued", total=None, counts="", rate="")
@@ -216,11 +247,10 @@ def _watch(api: Api, sync_id: str, interval: float) -> None:
             rate = ""
             if first_seen and now > first_seen[0] and fetched > first_seen[1]:
                 rate = f"{(fetched - first_seen[1]) / (now - first_seen[0]):,.0f}/s"
-            progress.update(
-                task, description=log["status"], completed=fetched, counts=_counts(log), rate=rate
-            )
+            show_sync(progress, task, log, rate)
             if log["status"] in FINAL_STATUSES:
-                progress.update(task, total=fetched)
+                # A sync whose size was never said ends with a full bar, not a pulse.
+                progress.update(task, total=log.get("items_total", fetched))
                 break
             time.sleep(interval)
     seconds = log["duration_ms"] / 1000
@@ -231,8 +261,10 @@ def _watch(api: Api, sync_id: str, interval: float) -> None:
 
 
 def _counts(log: dict[str, Any]) -> str:
+    total = log.get("items_total")
+    fetched = f"{log['items_fetched']}" if total is None else f"{log['items_fetched']} of {total}"
     return (
-        f"{log['items_fetched']} fetched, {log['items_written']} written, "
+        f"{fetched} fetched, {log['items_written']} written, "
         f"{log['items_unchanged']} unchanged, {log['items_failed']} failed"
     )
 

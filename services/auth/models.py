@@ -118,6 +118,8 @@ class SyncLog:
     items_written: int
     items_unchanged: int
     items_failed: int
+    # What the marketplace says the catalogue holds, as the latest run learned it; None until.
+    items_total: int | None
     error: str | None
     queued_at: datetime
     # Of the latest run; None until the first run starts.
@@ -169,6 +171,8 @@ class SyncCounts:
     items_failed: int = 0
     read_units: float = 0.0
     write_units: float = 0.0
+    # None until the marketplace has said how many items the catalogue holds.
+    items_total: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,6 +94,7 @@ def sync_log_message(log: SyncLog) -> sync_pb2.SyncLog:
         items_written=log.items_written,
         items_unchanged=log.items_unchanged,
         items_failed=log.items_failed,
+        items_total=log.items_total,
         queued_at=to_timestamp(log.queued_at),
         started_at=to_timestamp(log.started_at),
         finished_at=to_timestamp(log.finished_at),
@@ -112,6 +113,7 @@ def _counts(counts: sync_pb2.SyncCounts) -> SyncCounts:
         items_failed=counts.items_failed,
         read_units=counts.capacity_units.read,
         write_units=counts.capacity_units.write,
+        items_total=counts.items_total if counts.HasField("items_total") else None,
     )
 
 

@@ -571,7 +571,7 @@ def _claimed_params(
 _SET_COUNTS = sql.SQL(
     "items_fetched = %(items_fetched)s, items_written = %(items_written)s,"
     " items_unchanged = %(items_unchanged)s, items_failed = %(items_failed)s,"
-    " read_units = %(read_units)s, write_units = %(write_units)s"
+    " read_units = %(read_units)s, write_units = %(write_units)s, items_total = %(items_total)s"
 )
 
 

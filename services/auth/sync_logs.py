@@ -223,6 +223,7 @@ async def _raise_not_held(conn: AsyncConnection, organization_id: int, sync_id: 
 
 def _validate_counts(counts: SyncCounts) -> None:
     for field in dataclasses.fields(counts):
-        # `not >=` refuses NaN units too.
-        if not getattr(counts, field.name) >= 0:
+        value = getattr(counts, field.name)
+        # `not >=` refuses NaN units too; None is a total not known yet.
+        if value is not None and not value >= 0:
             raise InvalidArgument(f"{field.name}: must not be negative")

@@ -70,6 +70,8 @@ class Progress:
     written: int = 0
     unchanged: int = 0
     failed: int = 0
+    # What the marketplace says the catalogue holds, once it has said.
+    total: int | None = None
     # The first failed SKUs with why; a huge catalogue of bad items is only counted.
     failures: list[tuple[str, str]] = field(default_factory=list)
     # DynamoDB units the catalog consumed storing the batches, as it reports them.
@@ -97,6 +99,7 @@ class Progress:
             items_unchanged=self.unchanged,
             items_failed=self.failed,
             capacity_units=sync_pb2.CapacityUnits(read=self.read_units, write=self.write_units),
+            items_total=self.total,
         )
 
     def count_items(self, marketplace: str) -> None:
@@ -440,6 +443,8 @@ class SyncWorker:
         try:
             async with contextlib.aclosing(pages):
                 async for page in pages:
+                    if page.items_total is not None:
+                        progress.total = page.items_total
                     progress.fetched += len(page.products) + len(page.skipped)
                     progress.add_failures((item.sku, item.message) for item in page.skipped)
                     batch.extend(_messages(page.products, progress))

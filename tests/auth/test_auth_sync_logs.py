@@ -223,6 +223,28 @@ async def test_finish_records_counts_and_duration(
         await sync_logs.heartbeat(**held, counts=SyncCounts(items_failed=-1))
 
 
+async def test_the_catalogue_size_is_unknown_until_a_run_reports_it_then_kept_to_the_end(
+    seller: int, sync_logs: SyncLogs
+) -> None:
+    sync_id = await queue(sync_logs, seller)
+    [run] = await claim_own(sync_logs, seller)
+    held = Held(organization_id=seller, sync_id=sync_id, claim=run.claim)
+    assert run.log.items_total is None
+    await sync_logs.heartbeat(**held, counts=SyncCounts(items_fetched=0))
+    assert (await sync_logs.get(organization_id=seller, sync_id=sync_id)).items_total is None
+
+    await sync_logs.heartbeat(**held, counts=SyncCounts(items_fetched=50, items_total=120))
+    running = await sync_logs.get(organization_id=seller, sync_id=sync_id)
+    assert (running.items_fetched, running.items_total) == (50, 120)
+    counts = SyncCounts(items_fetched=120, items_written=120, items_total=120)
+    done = await sync_logs.finish(**held, status="succeeded", counts=counts)
+    assert (done.items_fetched, done.items_total) == (120, 120)
+    [listed] = (await sync_logs.list_page(organization_id=seller, limit=1)).logs
+    assert listed.items_total == 120
+    with pytest.raises(InvalidArgument, match="items_total: must not be negative"):
+        await sync_logs.heartbeat(**held, counts=SyncCounts(items_total=-1))
+
+
 async def test_logs_are_scoped_to_their_organization(
     seller: int, signup: Signup, sync_logs: SyncLogs
 ) -> None:

@@ -112,7 +112,11 @@ def test_a_watched_sync_runs_to_completion_then_exports_every_product(
     assert "cli-walmart-secret" not in saved
 
     watched = cli.ok("sync", "start", "walmart", "--watch", "--interval", "0.2")
-    assert f"succeeded: {SYNCED} fetched, {SYNCED} written, 0 unchanged, 0 failed" in watched
+    # Walmart says how many items there are: the bar fills towards it and the summary says it.
+    counts = f"{SYNCED} of {SYNCED} fetched, {SYNCED} written, 0 unchanged, 0 failed"
+    assert f"succeeded: {counts} in " in watched
+    bar = next(line for line in watched.splitlines() if line.lstrip().startswith("succeeded"))
+    assert counts in bar and "ETA" in bar, watched
     assert "succeeded" in cli.ok("sync", "list")
 
     exported = [json.loads(line) for line in cli.ok("products", "export").splitlines()]

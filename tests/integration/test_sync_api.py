@@ -6,6 +6,9 @@ Syncs here are small (`-200` products) and each test uses sandbox accounts of it
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
 
 from dev.sandbox.catalogue import amazon_catalogue, walmart_catalogue
@@ -120,6 +123,37 @@ def test_a_running_sync_is_shown_running_and_a_second_start_gets_409(
     assert wait_for_sync(api, seller.token, sync_id)["status"] == "succeeded"
     # Once it has ended, a new one may start.
     assert run_sync(api, seller, "walmart")["status"] == "succeeded"
+
+
+def test_a_running_sync_shows_the_catalogue_size_once_the_marketplace_has_said_it(
+    api: Api, sandbox: Sandbox
+) -> None:
+    seller, client_id = walmart_seller(api)
+    # Slow pages of items: the size is unknown until the first has come, and the sync still
+    # runs for a few seconds once it has.
+    sandbox.set_faults(client_id, delay_seconds={"getAllItems": 2})
+    sync_id = start_sync(api, seller.token, "walmart")
+
+    assert "items_total" not in wait_for_status(api, seller.token, sync_id, "running")
+    sized = wait_for_total(api, seller.token, sync_id)
+    assert (sized["status"], sized["items_total"]) == ("running", SMALL), sized
+    assert sized["items_fetched"] < SMALL, sized
+
+    done = wait_for_sync(api, seller.token, sync_id)
+    assert (done["status"], done["items_fetched"], done["items_total"]) == (
+        "succeeded", SMALL, SMALL
+    ), done  # fmt: skip
+    [listed] = api.call("GET", "/api/sync/logs", token=seller.token).body["logs"]
+    assert listed["items_total"] == SMALL, listed
+
+
+def wait_for_total(api: Api, token: str, sync_id: str) -> dict[str, Any]:
+    """The sync's log once it shows the catalogue's size."""
+    give_up = time.monotonic() + 30
+    while "items_total" not in (log := api.call("GET", f"/api/sync/{sync_id}", token=token).body):
+        assert time.monotonic() < give_up, f"sync {sync_id} has no items_total: {log}"
+        time.sleep(0.1)
+    return dict(log)
 
 
 def test_starting_without_saved_credentials_is_400(api: Api) -> None:
@@ -271,7 +305,9 @@ def test_a_sync_log_page_size_out_of_range_is_400(api: Api, page_size: int) -> N
 def test_amazon_credentials_it_rejects_fail_the_sync_naming_them(
     api: Api, overrides: dict[str, str], named: tuple[str, ...]
 ) -> None:
-    seller, _ = amazon_seller(api, **overrides)
+    seller = new_seller(api)
+    fields = {**amazon_credentials(account("Atzr|sync", SMALL)), **overrides}
+    save_credentials(api, seller, "amazon", fields)
     log = run_sync(api, seller, "amazon")
     assert log["status"] == "failed", log
     assert log["items_fetched"] == log["items_written"] == 0, log

@@ -452,6 +452,26 @@ def test_heartbeats_carry_what_the_catalog_has_stored_so_far() -> None:
     assert (finished.status, finished.counts.items_written) == ("succeeded", 30)
 
 
+def test_the_catalogue_size_goes_to_auth_once_the_marketplace_has_said_it() -> None:
+    auth = FakeAuth()
+    products = [product(f"S{n}") for n in range(30)]
+
+    async def told_with_the_second_page() -> AsyncGenerator[CatalogPage, None]:
+        yield CatalogPage(products=products[:10])
+        await asyncio.sleep(0.1)
+        yield CatalogPage(products=products[10:20], items_total=30)
+        await asyncio.sleep(0.1)
+        # A page that says nothing more does not make the size unknown again.
+        yield CatalogPage(products=products[20:])
+
+    run_sync(auth, FakeCatalog(), told_with_the_second_page())
+
+    assert not auth.heartbeats[0].HasField("items_total"), auth.heartbeats[0]
+    assert any(beat.items_total == 30 for beat in auth.heartbeats), auth.heartbeats
+    [finished] = auth.finished
+    assert (finished.counts.items_fetched, finished.counts.items_total) == (30, 30)
+
+
 def test_a_slow_catalog_has_at_most_two_batches_unanswered() -> None:
     catalog = FakeCatalog(delay=0.05)
     auth = FakeAuth()

@@ -23,7 +23,7 @@ from services.sync.marketplaces import (
     WalmartCatalog,
     WalmartEndpoints,
 )
-from services.sync.marketplaces.walmart import _Join
+from services.sync.marketplaces.walmart import ITEMS, STOCK, _Arrival, _Join, total_items
 from tests.sync.conftest import (
     FAST_BACKOFF,
     call_counts,
@@ -52,6 +52,7 @@ def test_a_catalogue_of_two_thousand_arrives_complete_and_right(
     assert skipped == []
     assert products == expected_walmart(client_id)
     assert all(page.products for page in pages)
+    assert {page.items_total for page in pages} == {2000}
     assert all(isinstance(product.price, Decimal) for product in products.values())
     assert any(product.inventory_quantity == 0 for product in products.values())
     calls = call_counts(sandbox, client_id)
@@ -275,6 +276,38 @@ def test_only_what_waits_for_its_other_half_is_held() -> None:
     # Stock goes once its item has; only the item still without stock waits.
     assert join._stock == {}
     assert list(join._waiting) == ["WM-LATE"]
+
+
+@pytest.mark.parametrize(("said", "total"), [(2000, 2000), (0, 0), ("120", 120)])
+def test_the_catalogue_size_is_read_from_an_items_answer(said: object, total: int) -> None:
+    assert total_items({"ItemResponse": [], "totalItems": said}) == total
+
+
+@pytest.mark.parametrize("said", [None, -1, True, Decimal("1.5"), "many", 2**40])
+def test_an_items_answer_without_a_readable_count_leaves_the_size_unknown(said: object) -> None:
+    assert total_items({"ItemResponse": [], "totalItems": said}) is None
+    assert total_items({"ItemResponse": []}) is None
+
+
+def test_an_empty_catalogue_is_one_empty_page_telling_its_size(
+    walmart_endpoints: WalmartEndpoints, pacer: Pacer
+) -> None:
+    client_id = unique_account("empty", 0)
+
+    assert read(catalog_of(client_id, walmart_endpoints, pacer).pages()) == [
+        CatalogPage(items_total=0)
+    ]
+
+
+def test_every_page_after_the_first_items_answer_carries_its_catalogue_size() -> None:
+    join = _Join()
+
+    assert join.take(_Arrival(STOCK, [("WM-1", 4)])).items_total is None
+    first = join.take(_Arrival(ITEMS, [product("WM-1"), product("WM-2")], total=3))
+    assert (stocked(first), first.items_total) == ({"WM-1": 4}, 3)
+    # Later answers may count items added since: the sync keeps the size it started with.
+    assert join.take(_Arrival(ITEMS, [product("WM-3")], total=4)).items_total == 3
+    assert join.take(_Arrival(STOCK, None)).items_total == 3
 
 
 def test_a_consumer_that_stops_early_leaves_nothing_running(

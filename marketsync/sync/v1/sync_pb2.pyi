@@ -140,6 +140,7 @@ class SyncCounts(_message.Message):
     ITEMS_UNCHANGED_FIELD_NUMBER: _builtins.int
     ITEMS_FAILED_FIELD_NUMBER: _builtins.int
     CAPACITY_UNITS_FIELD_NUMBER: _builtins.int
+    ITEMS_TOTAL_FIELD_NUMBER: _builtins.int
     items_fetched: _builtins.int
     """Products read from the marketplace."""
     items_written: _builtins.int
@@ -148,6 +149,10 @@ class SyncCounts(_message.Message):
     """Products the catalog already held exactly so."""
     items_failed: _builtins.int
     """Products that could not be read or stored."""
+    items_total: _builtins.int
+    """Items the marketplace says the seller's catalogue holds, once it has said (Walmart on the
+    first page of items, Amazon once the listings report is downloaded); unset until then.
+    """
     @_builtins.property
     def capacity_units(self) -> Global___CapacityUnits:
         """What the catalog's DynamoDB writes of the products have consumed so far."""
@@ -160,12 +165,15 @@ class SyncCounts(_message.Message):
         items_unchanged: _builtins.int = ...,
         items_failed: _builtins.int = ...,
         capacity_units: Global___CapacityUnits | None = ...,
+        items_total: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["capacity_units", b"capacity_units"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_items_total", b"_items_total", "capacity_units", b"capacity_units", "items_total", b"items_total"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity_units", b"capacity_units", "items_failed", b"items_failed", "items_fetched", b"items_fetched", "items_unchanged", b"items_unchanged", "items_written", b"items_written"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_items_total", b"_items_total", "capacity_units", b"capacity_units", "items_failed", b"items_failed", "items_fetched", b"items_fetched", "items_total", b"items_total", "items_unchanged", b"items_unchanged", "items_written", b"items_written"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__items_total: _TypeAlias = _typing.Literal["items_total"]  # noqa: Y015
+    _WhichOneofArgType__items_total: _TypeAlias = _typing.Literal["_items_total", b"_items_total"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__items_total) -> _WhichOneofReturnType__items_total | None: ...
 
 Global___SyncCounts: _TypeAlias = SyncCounts  # noqa: Y015
 
@@ -218,6 +226,7 @@ class SyncLog(_message.Message):
     ATTEMPT_FIELD_NUMBER: _builtins.int
     QUEUED_AT_FIELD_NUMBER: _builtins.int
     CAPACITY_UNITS_FIELD_NUMBER: _builtins.int
+    ITEMS_TOTAL_FIELD_NUMBER: _builtins.int
     sync_id: _builtins.int
     marketplace: _builtins.str
     status: _builtins.str
@@ -235,6 +244,12 @@ class SyncLog(_message.Message):
     attempt: _builtins.int
     """Runs started: 1 for the first run, more when a run failed in a way that may pass or its
     replica died and another took it over (at most 3). 0 while the first run is queued.
+    """
+    items_total: _builtins.int
+    """Items the marketplace says the seller's catalogue holds, as the latest run learned it:
+    what items_fetched reaches when the run has read everything. Absent until the marketplace
+    has said (Walmart answers it with the first page of items, Amazon once the listings report
+    is downloaded), so a client can show how far a run has got and when it should end.
     """
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp:
@@ -267,12 +282,15 @@ class SyncLog(_message.Message):
         attempt: _builtins.int = ...,
         queued_at: _timestamp_pb2.Timestamp | None = ...,
         capacity_units: Global___CapacityUnits | None = ...,
+        items_total: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["capacity_units", b"capacity_units", "finished_at", b"finished_at", "queued_at", b"queued_at", "started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_items_total", b"_items_total", "capacity_units", b"capacity_units", "finished_at", b"finished_at", "items_total", b"items_total", "queued_at", b"queued_at", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "capacity_units", b"capacity_units", "duration_ms", b"duration_ms", "error", b"error", "finished_at", b"finished_at", "items_failed", b"items_failed", "items_fetched", b"items_fetched", "items_unchanged", b"items_unchanged", "items_written", b"items_written", "marketplace", b"marketplace", "queued_at", b"queued_at", "started_at", b"started_at", "status", b"status", "sync_id", b"sync_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_items_total", b"_items_total", "attempt", b"attempt", "capacity_units", b"capacity_units", "duration_ms", b"duration_ms", "error", b"error", "finished_at", b"finished_at", "items_failed", b"items_failed", "items_fetched", b"items_fetched", "items_total", b"items_total", "items_unchanged", b"items_unchanged", "items_written", b"items_written", "marketplace", b"marketplace", "queued_at", b"queued_at", "started_at", b"started_at", "status", b"status", "sync_id", b"sync_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__items_total: _TypeAlias = _typing.Literal["items_total"]  # noqa: Y015
+    _WhichOneofArgType__items_total: _TypeAlias = _typing.Literal["_items_total", b"_items_total"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__items_total) -> _WhichOneofReturnType__items_total | None: ...
 
 Global___SyncLog: _TypeAlias = SyncLog  # noqa: Y015
 

@@ -70,6 +70,9 @@ class CatalogPage:
 
     products: list[MarketplaceProduct] = field(default_factory=list)
     skipped: list[SkippedItem] = field(default_factory=list)
+    # How many items the marketplace says the whole catalogue holds, on every page once it has
+    # said (Walmart's first page of items, Amazon's downloaded report); None until then.
+    items_total: int | None = None
 
 
 class MarketplaceError(Exception):

@@ -70,6 +70,8 @@ class _Arrival:
 
     source: str
     page: list[Any] | None
+    # Of an ITEMS page: how many items Walmart says the seller has, when its answer says.
+    total: int | None = None
 
 
 class WalmartCatalog:
@@ -114,19 +116,24 @@ class WalmartCatalog:
             ]
             try:
                 join = _Join()
+                said_anything = False
                 while not join.complete:
                     arrival = await arrivals.get()
                     if isinstance(arrival, Exception):
                         raise arrival
                     page = join.take(arrival)
                     if page.products or page.skipped:
+                        said_anything = True
                         yield page
+                if not said_anything and join.items_total is not None:
+                    # An empty catalogue has a size all the same: 0.
+                    yield CatalogPage(items_total=join.items_total)
             finally:
                 for reader in readers:
                     reader.cancel()
                 await asyncio.gather(*readers, return_exceptions=True)
 
-    async def _item_pages(self, http: httpx.AsyncClient) -> AsyncGenerator[list[object], None]:
+    async def _item_pages(self, http: httpx.AsyncClient) -> AsyncGenerator[_Arrival, None]:
         cursors = PageCursors(
             WALMART,
             "Walmart kept returning the same page of items; try again later",
@@ -136,14 +143,12 @@ class WalmartCatalog:
         while True:
             paging = {"nextCursor": cursor, "limit": PAGE_LIMIT}
             answer = await self._get(http, "getAllItems", "/v3/items", paging, _items_of)
-            yield answer["ItemResponse"]
+            yield _Arrival(ITEMS, answer["ItemResponse"], total_items(answer))
             cursor = cursors.follow(answer.get("nextCursor"))
             if not cursor:
                 return
 
-    async def _stock_pages(
-        self, http: httpx.AsyncClient
-    ) -> AsyncGenerator[list[tuple[str, Quantity]], None]:
+    async def _stock_pages(self, http: httpx.AsyncClient) -> AsyncGenerator[_Arrival, None]:
         """Available-to-sell quantity per SKU, summed over its ship nodes, a page at a time."""
         cursors = PageCursors(
             WALMART, "Walmart kept returning the same page of inventory; try again later"
@@ -164,7 +169,7 @@ class WalmartCatalog:
                 # Stock that names no SKU as text belongs to no item this sync could write.
                 if isinstance(sku, str):
                     stock.append((sku, _available_to_sell(sku, inventory.get("nodes"))))
-            yield stock
+            yield _Arrival(STOCK, stock)
             meta = answer.get("meta")
             cursor = cursors.follow(meta.get("nextCursor") if isinstance(meta, dict) else None)
             if not cursor:
@@ -265,13 +270,20 @@ class _Join:
         self._waiting: dict[str, list[MarketplaceProduct]] = {}
         self._stock_complete = False
         self._items_complete = False
+        self.items_total: int | None = None
 
     @property
     def complete(self) -> bool:
         return self._stock_complete and self._items_complete
 
     def take(self, arrival: _Arrival) -> CatalogPage:
-        """What the arrival lets go on."""
+        """What the arrival lets go on, with the catalogue's size once Walmart has said it."""
+        if self.items_total is None and arrival.source == ITEMS:
+            # The first answer's count: where the sync ends stays put while it runs.
+            self.items_total = arrival.total
+        return replace(self._let_go(arrival), items_total=self.items_total)
+
+    def _let_go(self, arrival: _Arrival) -> CatalogPage:
         if arrival.source == ITEMS:
             if arrival.page is None:
                 self._items_complete = True
@@ -317,14 +329,14 @@ class _Join:
 
 async def _read(
     source: str,
-    pages: AsyncGenerator[list[Any], None],
+    pages: AsyncGenerator[_Arrival, None],
     arrivals: asyncio.Queue[_Arrival | Exception],
 ) -> None:
     """Hands on every page, then None; or the failure, which ends the sync."""
     try:
         async with aclosing(pages):
             async for page in pages:
-                await arrivals.put(_Arrival(source, page))
+                await arrivals.put(page)
     except Exception as failure:
         await arrivals.put(failure)
         return
@@ -343,6 +355,13 @@ def _headers(token: str) -> dict[str, str]:
 def _items_of(answer: dict[str, Any]) -> list[object] | None:
     items = answer.get("ItemResponse")
     return items if isinstance(items, list) else None
+
+
+def total_items(answer: dict[str, Any]) -> int | None:
+    """How many items the seller has, as an items answer's totalItems says; None when it says
+    nothing a count can be read from."""
+    # A count the sync log holds, like a stock count.
+    return parse_quantity(answer.get("totalItems"))
 
 
 def _inventories_of(answer: dict[str, Any]) -> list[object] | None:
