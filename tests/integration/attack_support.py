@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, TextIO
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
@@ -26,7 +26,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescr
 
 from dev.stack import REPO
 from tests.integration.auth_support import GRPC_CODES_BY_STATUS, Person, join, login, person_of
-from tests.integration.conftest import Answer, Api
+from tests.integration.conftest import Answer, Api, LogTail
 from tests.integration.sync_support import (
     account,
     start_sync,
@@ -79,7 +79,9 @@ class Route:
         if self.body == "*":
             return tuple(f for f in self.request.fields if f.name not in self.path_variables)
         if self.body:
-            return tuple(self.request.fields_by_name[self.body].message_type.fields)
+            message = self.request.fields_by_name[self.body].message_type
+            assert message is not None, f"{self.label}: body {self.body!r} is not a message field"
+            return tuple(message.fields)
         return ()
 
     def query_fields(self) -> tuple[FieldDescriptor, ...]:
@@ -415,10 +417,10 @@ class Transcript:
 
 class LogCapture:
     """Every line the stack's processes print while it records, all of them (the session's
-    sink keeps only its last few hundred): it taps the sink's `write`, which every relay thread
-    calls for each line, and passes each line on."""
+    sink keeps only its last few hundred): it listens to the sink, which every relay thread
+    writes each line to."""
 
-    def __init__(self, sink: TextIO) -> None:
+    def __init__(self, sink: LogTail) -> None:
         self._sink = sink
         self._lock = threading.Lock()
         self._chunks: list[str] = []
@@ -434,20 +436,16 @@ class LogCapture:
             assert time.monotonic() < deadline, f"{text!r} did not reach the log in {timeout} s"
             time.sleep(0.1)
 
+    def _record(self, text: str) -> None:
+        with self._lock:
+            self._chunks.append(text)
+
     def __enter__(self) -> LogCapture:
-        passed_on = self._sink.write
-
-        def write(text: str) -> int:
-            with self._lock:
-                self._chunks.append(text)
-            return passed_on(text)
-
-        self._sink.write = write  # type: ignore[method-assign]
-        assert self._sink.write is write, f"cannot tap the stack's log sink {self._sink!r}"
+        self._sink.listeners.append(self._record)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        vars(self._sink).pop("write", None)
+        self._sink.listeners.remove(self._record)
 
 
 # ---- A seeded fuzzer of malformed requests ----------------------------------------------------
@@ -676,7 +674,7 @@ class Fuzzer:
         if choice == 3:
             body = {key: value for key, value in self.body.items() if key != name}
             return Probe(f"absent: {name}", self.route.method, self._target(), self._json(body))
-        value = self.rng.choice(("", None, [], {}))
+        value: object = self.rng.choice(("", None, [], {}))
         return Probe(
             f"empty: {name}={value!r}",
             self.route.method,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import itertools
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,14 +24,19 @@ _unique = itertools.count(1)
 
 
 class LogTail(io.TextIOBase):
-    """Keeps the stack's output; it is printed when the session fails to start."""
+    """Keeps the stack's last lines, printed when the session fails to start, and hands every
+    line to the listeners a test adds while it needs them all (attack_support.LogCapture)."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.listeners: list[Callable[[str], None]] = []
 
     def write(self, text: str) -> int:
         self.lines.append(text)
         del self.lines[:-400]
+        # A copy: a test may add or remove its listener while relay threads write.
+        for listener in tuple(self.listeners):
+            listener(text)
         return len(text)
 
 

@@ -59,7 +59,7 @@ from tests.integration.attack_support import (
     token_of_another_key,
 )
 from tests.integration.auth_support import Person, person_of
-from tests.integration.conftest import Answer, Api
+from tests.integration.conftest import Answer, Api, LogTail
 from tests.integration.sync_support import (
     Seller,
     account,
@@ -267,7 +267,7 @@ def test_no_internal_rpc_is_reachable_through_envoy(api: Api, stack: Stack, path
     with grpc.insecure_channel(stack.gateway_url.removeprefix("http://")) as channel:
         call = channel.unary_unary(path, request_serializer=bytes, response_deserializer=bytes)
         with pytest.raises(grpc.RpcError) as refused:
-            call(b"", metadata=[(SERVICE_METADATA_KEY, credential)], timeout=10)
+            call(b"", metadata=((SERVICE_METADATA_KEY, credential),), timeout=10)
     assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED, refused.value
 
 
@@ -456,6 +456,7 @@ def planted(api: Api, stack: Stack) -> Iterator[Planted]:
         "a secret for an unknown marketplace": f"PLANTED-ebay-{tag}",
     }
     s = secrets
+    assert isinstance(stack.log_sink, LogTail)
     with LogCapture(stack.log_sink) as logs, Transcript(api.client) as transcript:
         sellers = {name: new_seller(api) for name in PLANTED_SELLERS}
         saves = [

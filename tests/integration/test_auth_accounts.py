@@ -22,7 +22,7 @@ EMAIL_FAILURE_LIMIT = 100
 
 def _current_session_id(api: Api, token: str) -> str:
     sessions = api.call("GET", "/api/auth/sessions", token=token).body["sessions"]
-    return next(s["id"] for s in sessions if s["current"])
+    return str(next(s["id"] for s in sessions if s["current"]))
 
 
 def test_register_answers_a_token_for_the_new_organization_the_user_owns(api: Api) -> None:
@@ -310,7 +310,7 @@ def test_an_address_locked_out_of_an_email_leaves_the_owner_at_another_address_u
 def _direct_login(
     stub: auth_pb2_grpc.AuthServiceStub, email: str, password: str, address: str | None
 ) -> grpc.StatusCode:
-    metadata = [("x-envoy-external-address", address)] if address else []
+    metadata = (("x-envoy-external-address", address),) if address else ()
     try:
         stub.Login(
             auth_pb2.LoginRequest(email=email, password=password), metadata=metadata, timeout=10

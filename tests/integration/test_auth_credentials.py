@@ -4,7 +4,7 @@ rest), and the internal RPC the sync service reads them with, which only service
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import grpc
 import psycopg
@@ -31,7 +31,7 @@ def _masked(value: str) -> str:
     return "*" * (len(value) - 4) + value[-4:]
 
 
-def _put(api: Api, token: str, marketplace: str, fields: dict[str, object]) -> Answer:
+def _put(api: Api, token: str, marketplace: str, fields: Mapping[str, object]) -> Answer:
     return api.call("PUT", f"/api/credentials/{marketplace}", {"credentials": fields}, token=token)
 
 
@@ -195,7 +195,7 @@ def test_the_internal_rpc_answers_a_service_with_the_clear_credentials(
     _, request = _request_for(api)
     credential = ServiceCredential(stack.service_key("sync"), "sync")
     answer = internal_stub.GetMarketplaceCredentials(
-        request, metadata=[(SERVICE_METADATA_KEY, credential.token())], timeout=10
+        request, metadata=((SERVICE_METADATA_KEY, credential.token()),), timeout=10
     )
     assert dict(answer.credentials) == WALMART_FIELDS
 
@@ -208,10 +208,10 @@ def test_only_sync_may_read_credentials_in_clear(
     credential = ServiceCredential(stack.service_key(caller), caller)
     with pytest.raises(grpc.RpcError) as refused:
         internal_stub.GetMarketplaceCredentials(
-            request, metadata=[(SERVICE_METADATA_KEY, credential.token())], timeout=10
+            request, metadata=((SERVICE_METADATA_KEY, credential.token()),), timeout=10
         )
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert caller in refused.value.details()
+    assert caller in (refused.value.details() or "")
 
 
 @pytest.mark.parametrize("signer", ["catalog", "scheduler", "a stranger"])
@@ -228,7 +228,7 @@ def test_no_other_key_can_sign_as_sync(
     claiming_sync = ServiceCredential(key, "sync").token()
     with pytest.raises(grpc.RpcError) as refused:
         internal_stub.GetMarketplaceCredentials(
-            request, metadata=[(SERVICE_METADATA_KEY, claiming_sync)], timeout=10
+            request, metadata=((SERVICE_METADATA_KEY, claiming_sync),), timeout=10
         )
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert WALMART_FIELDS["client_secret"] not in (refused.value.details() or "")
@@ -240,9 +240,9 @@ def test_the_internal_rpc_refuses_anything_but_a_service_credential(
 ) -> None:
     user_token, request = _request_for(api)
     metadata = {
-        "user token as service credential": [(SERVICE_METADATA_KEY, user_token)],
-        "bearer": [("authorization", f"Bearer {user_token}")],
-        "nothing": [],
+        "user token as service credential": ((SERVICE_METADATA_KEY, user_token),),
+        "bearer": (("authorization", f"Bearer {user_token}"),),
+        "nothing": (),
     }[presented]
     with pytest.raises(grpc.RpcError) as refused:
         internal_stub.GetMarketplaceCredentials(request, metadata=metadata, timeout=10)

@@ -182,7 +182,7 @@ def test_internal_paths_are_not_routed_as_grpc(api: Api, stack: Stack) -> None:
         stub = auth_pb2_grpc.AuthInternalServiceStub(channel)
         with pytest.raises(grpc.RpcError) as refused:
             stub.GetMarketplaceCredentials(
-                request, metadata=[(SERVICE_METADATA_KEY, credential)], timeout=10
+                request, metadata=((SERVICE_METADATA_KEY, credential),), timeout=10
             )
     assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert WALMART_FIELDS["client_secret"] not in (refused.value.details() or "")

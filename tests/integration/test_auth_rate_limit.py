@@ -12,17 +12,17 @@ import itertools
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
 
 import grpc
 import httpx
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dev.stack import PYTHON, Child, Stack, free_port, spawn_gateway
 from marketsync.auth.v1 import auth_pb2, auth_pb2_grpc
+from tests.health_check import serving
 from tests.integration.conftest import Api
 
 BURST = 4
@@ -38,7 +38,7 @@ class Limited:
     auth_address: str
 
 
-def _wait(check: Any, what: str, timeout: float = 60) -> None:
+def _wait(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -48,14 +48,6 @@ def _wait(check: Any, what: str, timeout: float = 60) -> None:
             pass
         time.sleep(0.2)
     raise RuntimeError(f"timed out waiting for {what}")
-
-
-def _serving(address: str) -> bool:
-    with grpc.insecure_channel(address) as channel:
-        answer = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=""), timeout=2
-        )
-    return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +67,7 @@ def limited(stack: Stack) -> Iterator[Limited]:
             )
         )
         auth_address = f"127.0.0.1:{auth_port}"
-        _wait(lambda: _serving(auth_address), "the rate-limited auth")
+        _wait(partial(serving, auth_address), "the rate-limited auth")
         upstreams = {
             "auth": auth_address,
             "catalog": stack.env["CATALOG_ADDRESS"],
@@ -165,7 +157,7 @@ def test_grpc_clients_through_envoy_cannot_claim_another_address(limited: Limite
         with pytest.raises(grpc.RpcError) as refused:
             stub.Login(
                 auth_pb2.LoginRequest(email=_email(), password="wrong password"),
-                metadata=[("x-envoy-external-address", source), ("x-forwarded-for", source)],
+                metadata=(("x-envoy-external-address", source), ("x-forwarded-for", source)),
                 timeout=10,
             )
     # Spoofing the exhausted address from 127.0.0.1 does not borrow its bucket either.
@@ -180,7 +172,7 @@ def test_direct_calls_are_limited_by_the_address_envoy_sets(limited: Limited) ->
         try:
             stub.Login(
                 auth_pb2.LoginRequest(email=_email(), password="wrong password"),
-                metadata=[("x-envoy-external-address", address)],
+                metadata=(("x-envoy-external-address", address),),
                 timeout=10,
             )
         except grpc.RpcError as exc:

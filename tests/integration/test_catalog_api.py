@@ -96,7 +96,7 @@ def test_deleting_an_absent_product_is_404(api: Api, org: Org) -> None:
 def test_put_refuses_invalid_fields_naming_them(
     api: Api, org: Org, sku: str, fields: dict[str, object], named: str
 ) -> None:
-    answer = put(api, org, sku, product_body(**fields))
+    answer = put(api, org, sku, {**product_body(), **fields})
     assert_error(answer, 400, named)
     assert api.call("GET", "/api/products", token=org.token).body["products"] == []
 
@@ -283,7 +283,7 @@ def test_a_member_writes(api: Api, org: Org) -> None:
     ],
 )
 def test_every_products_path_needs_a_token(api: Api, method: str, path: str) -> None:
-    body = {} if method in ("PUT", "POST") else None
+    body: dict[str, str] | None = {} if method in ("PUT", "POST") else None
     assert_error(api.call(method, path, body), 401)
     assert_error(api.call(method, path, body, token="not-a-token"), 401)
 

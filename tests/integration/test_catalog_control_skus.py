@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
 
 import boto3
 import pytest
+from mypy_boto3_dynamodb import DynamoDBClient
 
 from dev.stack import Stack
 from services.catalog import store as store_module
@@ -49,7 +49,7 @@ def _skus(api: Api, org: Org) -> list[str]:
     return sorted(product["sku"] for product in answer.body["products"])
 
 
-def _dynamodb(stack: Stack) -> tuple[Any, str]:
+def _dynamodb(stack: Stack) -> tuple[DynamoDBClient, str]:
     """The stack's DynamoDB client and table, as catalog reaches them."""
     client = boto3.client(
         "dynamodb",

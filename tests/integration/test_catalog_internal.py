@@ -4,6 +4,7 @@ and who may call that RPC."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import httpx
@@ -40,7 +41,7 @@ def org(api: Api) -> Org:
     return new_org(api)
 
 
-def _get(api: Api, org: Org, sku: str) -> dict[str, object]:
+def _get(api: Api, org: Org, sku: str) -> dict[str, Any]:
     answer = api.call("GET", f"/api/products/{sku}", token=org.token)
     assert answer.status == 200, answer.body
     return dict(answer.body)
@@ -129,7 +130,7 @@ def test_invalid_synced_products_fail_alone(api: Api, stack: Stack, org: Org) ->
     )
     assert answer.written == 1
     assert {failed.sku for failed in answer.failed} == {"BAD#SKU", "CHEAP"}
-    assert _get(api, org, "GOOD")["listings"][0]["external_id"] == "B1"  # type: ignore[index]
+    assert _get(api, org, "GOOD")["listings"][0]["external_id"] == "B1"
 
 
 def test_a_sku_twice_in_a_synced_batch_is_judged_by_its_last_occurrence(

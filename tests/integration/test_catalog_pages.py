@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from itertools import islice
+from typing import Any
 
 import pytest
 
@@ -182,7 +183,7 @@ def test_organizations_sharing_skus_never_see_each_others_products(api: Api) -> 
             assert put(api, org, "SHARED", product_body(title=title, price=price)).status == 200
     put(api, first, "ONLY-FIRST")
 
-    def get(org: Org, path: str) -> dict[str, object]:
+    def get(org: Org, path: str) -> dict[str, Any]:
         answer = api.call("GET", path, token=org.token)
         assert answer.status == 200, answer.body
         return dict(answer.body)

@@ -281,7 +281,7 @@ def test_headers_within_envoys_limit_are_served(api: Api, kib: int, fields: int)
 
 
 def test_grpc_metadata_within_envoys_limit_is_served_through_envoy(stack: Stack) -> None:
-    padding = list(_padding(11, 10).items())
+    padding = tuple(_padding(11, 10).items())
     with grpc.insecure_channel(f"127.0.0.1:{stack.env['GATEWAY_PORT']}") as channel:
         stub = auth_pb2_grpc.AuthServiceStub(channel)
         for _ in range(20):

@@ -13,14 +13,15 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import grpc
 import httpx
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dev.stack import PYTHON, Child, Stack, free_port, spawn_gateway
+from tests.health_check import serving
 from tests.integration.conftest import Api
 
 # Longer than Envoy's health check interval (5 s): a stopping replica is seen NOT_SERVING and
@@ -38,14 +39,6 @@ def _wait(check: Callable[[], bool], what: str, timeout: float = 90) -> None:
             pass
         time.sleep(0.2)
     raise RuntimeError(f"timed out waiting for {what}")
-
-
-def _serving(address: str) -> bool:
-    with grpc.insecure_channel(address) as channel:
-        answer = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=""), timeout=2
-        )
-    return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
 
 class Gateway:
@@ -71,6 +64,9 @@ class Gateway:
             if line.startswith(prefix) and line.endswith("::health_flags::healthy")
             for host in [line.removeprefix(prefix).split("::")[0]]
         }
+
+    def finds_healthy(self, cluster: str, host: str) -> bool:
+        return host in self.healthy_hosts(cluster)
 
     def stop(self) -> None:
         self.child.stop()
@@ -172,7 +168,7 @@ def test_a_rolling_restart_of_catalog_under_load_answers_no_5xx(
     replicas = [_catalog(stack, f"catalog-{n}", port) for n, port in enumerate(ports)]
     own_children.extend(replicas)
     for address in addresses:
-        _wait(lambda address=address: _serving(address), f"catalog at {address}")
+        _wait(partial(serving, address), f"catalog at {address}")
     gateway = Gateway(
         stack,
         "gw-rollout",
@@ -193,7 +189,7 @@ def test_a_rolling_restart_of_catalog_under_load_answers_no_5xx(
             fresh = stack.restart(replica)
             own_children[own_children.index(replica)] = fresh
             _wait(
-                lambda index=index: addresses[index] in gateway.healthy_hosts("catalog"),
+                partial(gateway.finds_healthy, "catalog", addresses[index]),
                 f"the restarted catalog-{index}",
             )
 

@@ -16,13 +16,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import grpc
 import httpx
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dev.stack import PYTHON, Child, Stack, free_port, spawn_gateway
+from tests.health_check import serving
 from tests.integration.conftest import Api
 from tests.pg_statements import StatementLog
 
@@ -48,14 +49,6 @@ def _wait(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
                 return
         time.sleep(0.2)
     raise RuntimeError(f"timed out waiting for {what}")
-
-
-def _serving(address: str) -> bool:
-    with grpc.insecure_channel(address) as channel:
-        answer = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=""), timeout=2
-        )
-    return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +80,8 @@ def counted(stack: Stack) -> Iterator[Counted]:
                 },
             )
         )
-        _wait(lambda: _serving(auth_address), "the counted auth")
-        _wait(lambda: _serving(catalog_address), "its catalog")
+        _wait(partial(serving, auth_address), "the counted auth")
+        _wait(partial(serving, catalog_address), "its catalog")
         upstreams = {
             "auth": auth_address,
             "catalog": catalog_address,

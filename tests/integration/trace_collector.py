@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent import futures
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
@@ -48,7 +47,7 @@ class TraceCollector(trace_service_pb2_grpc.TraceServiceServicer):
         self._server.stop(grace=None)
 
     def Export(
-        self, request: trace_service_pb2.ExportTraceServiceRequest, context: Any
+        self, request: trace_service_pb2.ExportTraceServiceRequest, context: grpc.ServicerContext
     ) -> trace_service_pb2.ExportTraceServiceResponse:
         spans = [
             CollectedSpan(
@@ -90,7 +89,7 @@ class TraceCollector(trace_service_pb2_grpc.TraceServiceServicer):
                 self._arrived.wait(remaining)
 
 
-def _service_name(attributes: Any) -> str:
+def _service_name(attributes: Iterable[KeyValue]) -> str:
     found: list[KeyValue] = [
         attribute for attribute in attributes if attribute.key == "service.name"
     ]
