@@ -20,8 +20,8 @@ import psycopg
 from dev.sandbox.catalogue import amazon_catalogue
 from dev.stack import Child, Stack
 from services.sync.marketplaces import AMAZON_RATES, WALMART_RATES, Rate
-from services.sync.marketplaces.amazon import CATALOG_IDENTIFIERS_PER_CALL
-from services.sync.marketplaces.amazon import PAGE_SIZE as AMAZON_PAGE_SIZE
+from services.sync.marketplaces.amazon.client import PAGE_SIZE as AMAZON_PAGE_SIZE
+from services.sync.marketplaces.amazon.enrichment import CATALOG_IDENTIFIERS_PER_CALL
 from services.sync.marketplaces.walmart import PAGE_LIMIT as WALMART_PAGE_LIMIT
 from tests import health_check
 from tests.bench.figures import Results

@@ -22,11 +22,8 @@ from services.sync.marketplaces import (
     Pacer,
     Rate,
 )
-from services.sync.marketplaces.amazon import (
-    REPORT_POLL_PAUSES_SECONDS,
-    AccessTokenCache,
-    report_poll_pauses,
-)
+from services.sync.marketplaces.amazon.reports import REPORT_POLL_PAUSES_SECONDS, report_poll_pauses
+from services.sync.marketplaces.amazon.tokens import AccessTokenCache
 from services.sync.marketplaces.records import Enrichment, StoredEnrichment, nothing_stored
 from tests.sync.conftest import (
     FAST_BACKOFF,

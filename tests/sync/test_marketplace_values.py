@@ -10,16 +10,10 @@ from decimal import Decimal
 import pytest
 
 from services.sync.marketplaces import MarketplaceError, MarketplaceProduct, SkippedItem
-from services.sync.marketplaces.amazon import (
-    _FbaStock,
-    _fulfillable,
-    _Listing,
-    _listing,
-    _ReportDocument,
-    _ReportRow,
-    _rows,
-    _stock_of,
-)
+from services.sync.marketplaces.amazon.inventory import FbaStock, _fulfillable, stock_of
+from services.sync.marketplaces.amazon.mapping import Listing, listing_of
+from services.sync.marketplaces.amazon.reports import ReportDocument
+from services.sync.marketplaces.amazon.tsv import ReportRow, rows
 from services.sync.marketplaces.records import MAX_QUANTITY, parse_quantity, to_cents
 from services.sync.marketplaces.walmart import Quantity, _available_to_sell, _Join
 
@@ -79,15 +73,15 @@ def test_prices_are_kept_to_the_cent_when_that_changes_nothing() -> None:
     assert to_cents(Decimal("19.999")) is None
 
 
-def report(*lines: str | bytes, compression: str | None = "GZIP") -> list[_ReportRow | SkippedItem]:
+def report(*lines: str | bytes, compression: str | None = "GZIP") -> list[ReportRow | SkippedItem]:
     text = b"\r\n".join(line.encode("cp1252") if isinstance(line, str) else line for line in lines)
     raw = io.BytesIO(gzip.compress(text) if compression == "GZIP" else text)
-    return list(_rows(raw, _ReportDocument("https://report", compression), "cp1252"))
+    return list(rows(raw, ReportDocument("https://report", compression), "cp1252"))
 
 
-def listings(*lines: str | bytes) -> list[_Listing | SkippedItem]:
+def listings(*lines: str | bytes) -> list[Listing | SkippedItem]:
     return [
-        row if isinstance(row, SkippedItem) else _listing(row) for row in report(HEADER, *lines)
+        row if isinstance(row, SkippedItem) else listing_of(row) for row in report(HEADER, *lines)
     ]
 
 
@@ -130,33 +124,33 @@ def test_the_five_bytes_cp1252_leaves_undefined_cost_a_character_not_the_report(
 
 
 def test_a_line_too_long_to_read_is_skipped_and_the_rest_read() -> None:
-    rows = report(HEADER, "SKU-1\t" + "x" * 200_000, "SKU-2\tCup\t4.50\t2\tDEFAULT\tB02")
+    read = report(HEADER, "SKU-1\t" + "x" * 200_000, "SKU-2\tCup\t4.50\t2\tDEFAULT\tB02")
 
-    assert rows[0] == SkippedItem(
+    assert read[0] == SkippedItem(
         "",
         "Line 2 of Amazon's listings report is unreadable: field larger than field limit (131072)",
     )
-    assert isinstance(rows[1], _ReportRow)
-    assert rows[1].fields["seller-sku"] == "SKU-2"
+    assert isinstance(read[1], ReportRow)
+    assert read[1].fields["seller-sku"] == "SKU-2"
 
 
 def test_a_damaged_report_fails_with_a_message_for_the_seller() -> None:
     raw = io.BytesIO(gzip.compress(HEADER.encode())[:-12])
 
     with pytest.raises(MarketplaceError, match="listings report arrived damaged") as failure:
-        list(_rows(raw, _ReportDocument("https://report", "GZIP"), "cp1252"))
+        list(rows(raw, ReportDocument("https://report", "GZIP"), "cp1252"))
     assert failure.value.retryable
 
 
 def test_fba_listings_whose_fulfillable_quantity_is_unreadable_are_skipped() -> None:
     details = {"SKU-1": {"fulfillableQuantity": 7}, "SKU-2": {"fulfillableQuantity": "²"}}
     details |= {"SKU-3": {"fulfillableQuantity": 2**31}, "SKU-4": None}
-    stock = _FbaStock()
+    stock = FbaStock()
     for sku, summary in details.items():
         stock.add(sku, _fulfillable(sku, summary))
 
     results = [
-        _stock_of(listing, stock)
+        stock_of(listing, stock)
         for listing in whole_listings(
             *(f"SKU-{n}\tBox\t1.00\t\tAMAZON_NA\tB0{n}" for n in range(1, 6))
         )
@@ -185,11 +179,11 @@ def walmart_item(**changes: object) -> dict[str, object]:
     return {**item, **changes}
 
 
-def whole_listings(*lines: str | bytes) -> list[_Listing]:
+def whole_listings(*lines: str | bytes) -> list[Listing]:
     """Lines that all read as listings."""
     read = listings(*lines)
-    assert all(isinstance(row, _Listing) for row in read), read
-    return [row for row in read if isinstance(row, _Listing)]
+    assert all(isinstance(row, Listing) for row in read), read
+    return [row for row in read if isinstance(row, Listing)]
 
 
 def walmart_outcome(
@@ -279,7 +273,7 @@ def test_walmart_stock_that_is_not_a_whole_count_skips_the_item(amount: object) 
 
 
 def test_fba_stock_is_kept_to_the_report_s_fba_skus_once_they_are_known() -> None:
-    stock = _FbaStock()
+    stock = FbaStock()
     stock.add("SKU-1", 4)
     stock.add("ARCHIVED", 9)
 

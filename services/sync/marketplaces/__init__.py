@@ -11,7 +11,7 @@ whose `retryable` says whether the same sync started again later may succeed.
 from __future__ import annotations
 
 from marketsync.marketplaces import AMAZON, WALMART
-from services.sync.marketplaces.amazon import AmazonCatalog
+from services.sync.marketplaces.amazon.client import AmazonCatalog
 from services.sync.marketplaces.pacing import (
     AMAZON_RATES,
     DEFAULT_RATES,
