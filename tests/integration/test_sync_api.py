@@ -83,6 +83,7 @@ def test_a_sync_answers_queued_then_shows_its_outcome_and_counts(api: Api) -> No
     assert log["status"] == "succeeded", log
     assert (log["items_fetched"], log["items_written"]) == (SMALL, SMALL), log
     assert (log["items_unchanged"], log["items_failed"], log["error"]) == (0, 0, ""), log
+    assert log["items_total"] == SMALL, log
     assert log["queued_at"] <= log["started_at"] <= log["finished_at"], log
     assert (log["duration_ms"] >= 0, log["attempt"]) == (True, 1), log
     assert_whole_catalogue(api, seller, "walmart", client_id)
@@ -93,6 +94,7 @@ def test_a_small_amazon_sync_writes_the_whole_catalogue(api: Api) -> None:
     log = run_sync(api, seller, "amazon")
     assert log["status"] == "succeeded", log
     assert (log["items_fetched"], log["items_written"], log["items_failed"]) == (SMALL, SMALL, 0)
+    assert log["items_total"] == SMALL, log
     assert_whole_catalogue(api, seller, "amazon", refresh_token)
 
 
@@ -125,14 +127,24 @@ def test_a_running_sync_is_shown_running_and_a_second_start_gets_409(
     assert run_sync(api, seller, "walmart")["status"] == "succeeded"
 
 
+@pytest.mark.parametrize(
+    ("marketplace", "slow_calls"),
+    [
+        # Walmart says the size with the first page of items; the next pages come slowly.
+        ("walmart", {"getAllItems": 2}),
+        # Amazon's size is the downloaded report's; enriching its pages comes slowly.
+        ("amazon", {"getReportDocument": 2, "searchCatalogItems": 1}),
+    ],
+)
 def test_a_running_sync_shows_the_catalogue_size_once_the_marketplace_has_said_it(
-    api: Api, sandbox: Sandbox
+    api: Api, sandbox: Sandbox, marketplace: str, slow_calls: dict[str, float]
 ) -> None:
-    seller, client_id = walmart_seller(api)
-    # Slow pages of items: the size is unknown until the first has come, and the sync still
-    # runs for a few seconds once it has.
-    sandbox.set_faults(client_id, delay_seconds={"getAllItems": 2})
-    sync_id = start_sync(api, seller.token, "walmart")
+    make_seller = amazon_seller if marketplace == "amazon" else walmart_seller
+    seller, account_name = make_seller(api)
+    # Slow calls: the size is unknown for a while, and the sync still runs for a few seconds
+    # once it is known.
+    sandbox.set_faults(account_name, delay_seconds=slow_calls)
+    sync_id = start_sync(api, seller.token, marketplace)
 
     assert "items_total" not in wait_for_status(api, seller.token, sync_id, "running")
     sized = wait_for_total(api, seller.token, sync_id)

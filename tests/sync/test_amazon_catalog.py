@@ -73,6 +73,7 @@ def test_a_catalogue_of_two_thousand_arrives_complete_and_right(
     assert skipped == []
     assert products == expected_amazon(seller)
     assert all(0 < len(page.products) <= 100 for page in pages)
+    assert {page.items_total for page in pages} == {2000}
     # The mix the catalogue is built to exercise really came through.
     assert any(
         product.title.endswith(tuple("0123456789")) and "\u2122" in product.title
@@ -130,6 +131,14 @@ def test_a_cancelled_report_means_an_empty_catalogue(
     set_faults(sandbox, seller, report_outcome="CANCELLED")
 
     assert read(catalog_of(seller, amazon_endpoints, pacer).pages()) == []
+
+
+def test_an_empty_report_is_one_empty_page_telling_its_size(
+    amazon_endpoints: AmazonEndpoints, pacer: Pacer
+) -> None:
+    seller = unique_account("empty", 0)
+
+    assert read(catalog_of(seller, amazon_endpoints, pacer).pages()) == [CatalogPage(items_total=0)]
 
 
 def test_a_fatal_report_fails_the_sync(
@@ -476,7 +485,7 @@ def test_fba_inventory_failing_does_not_matter_when_no_listing_is_fba(
         delay_seconds={"getReport": 0.1},
     )
 
-    assert read(catalog_of(seller, amazon_endpoints, pacer).pages()) == []
+    assert read(catalog_of(seller, amazon_endpoints, pacer).pages()) == [CatalogPage(items_total=0)]
     assert call_counts(sandbox, seller)["getInventorySummaries"] == 6
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from services.sync.marketplaces import MarketplaceError, MarketplaceProduct, SkippedItem
 from services.sync.marketplaces.amazon.inventory import FbaStock, _fulfillable, stock_of
-from services.sync.marketplaces.amazon.mapping import Listing, listing_of
+from services.sync.marketplaces.amazon.mapping import Listing, ReportSurvey, listing_of, survey
 from services.sync.marketplaces.amazon.reports import ReportDocument
 from services.sync.marketplaces.amazon.tsv import ReportRow, rows
 from services.sync.marketplaces.records import MAX_QUANTITY, parse_quantity, to_cents
@@ -132,6 +132,24 @@ def test_a_line_too_long_to_read_is_skipped_and_the_rest_read() -> None:
     )
     assert isinstance(read[1], ReportRow)
     assert read[1].fields["seller-sku"] == "SKU-2"
+
+
+def test_the_report_s_size_counts_every_row_each_a_product_or_a_skipped_item() -> None:
+    lines = (
+        HEADER,
+        "SKU-1\tMug\t9.99\t3\tDEFAULT\tB01",
+        "",
+        "SKU-2\t" + "x" * 200_000,
+        "SKU-3\tCup",
+        "SKU-4\tBox\t4.50\t\tAMAZON_NA\tB04",
+    )
+    raw = io.BytesIO(gzip.compress("\r\n".join(lines).encode("cp1252")))
+
+    surveyed = survey(raw, ReportDocument("https://report", "GZIP"), "cp1252")
+
+    # The blank line is no row; the unreadable one and the short one are skipped items.
+    assert surveyed == ReportSurvey(rows=4, fba_skus={"SKU-4"})
+    assert len(report(*lines)) == surveyed.rows
 
 
 def test_a_damaged_report_fails_with_a_message_for_the_seller() -> None:

@@ -7,7 +7,7 @@ import asyncio
 import os
 import tempfile
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -23,9 +23,9 @@ from services.sync.marketplaces.amazon.inventory import FbaStock, read_fba_stock
 from services.sync.marketplaces.amazon.mapping import (
     CURRENCIES,
     Listing,
-    fba_skus,
     listing_of,
     product_of,
+    survey,
 )
 from services.sync.marketplaces.amazon.reports import download, finished_report
 from services.sync.marketplaces.amazon.tokens import (
@@ -123,17 +123,21 @@ class AmazonCatalog:
             with tempfile.TemporaryFile() as raw:
                 encoding = await download(self._caller(reports), document, raw)
                 # A pass over the whole report: too long to hold up the event loop.
-                fba_listings = await asyncio.to_thread(fba_skus, raw, document, encoding)
-                if fba_listings:
-                    fba.keep_only(fba_listings)
+                report = await asyncio.to_thread(survey, raw, document, encoding)
+                if report.fba_skus:
+                    fba.keep_only(report.fba_skus)
                 else:
                     # Nothing needs FBA inventory, nor minds its failure: a seller without FBA
                     # may not have granted access to it.
                     reading.cancel()
+                if not report.rows:
+                    # An empty catalogue has a size all the same: 0.
+                    yield CatalogPage(items_total=0)
                 for page_rows in _batched(rows(raw, document, encoding), PAGE_SIZE):
                     _raise_failure(reading)
-                    yield await self._page(catalog, page_rows, fba, reading)
-                if fba_listings:
+                    page = await self._page(catalog, page_rows, fba, reading)
+                    yield replace(page, items_total=report.rows)
+                if report.fba_skus:
                     # FBA inventory that failed fails the sync, even when no page needed it.
                     await reading
         finally:

@@ -74,13 +74,24 @@ def listing_of(row: ReportRow) -> Listing | SkippedItem:
     return Listing(sku, row.fields, price, quantity)
 
 
-def fba_skus(raw: IO[bytes], document: ReportDocument, encoding: str) -> set[str]:
-    """The SKUs of the report's FBA listings, from a pass over the whole report."""
-    return {
-        row.fields["seller-sku"]
-        for row in rows(raw, document, encoding)
-        if isinstance(row, ReportRow) and row.fields.get("seller-sku") and _is_fba(row)
-    }
+@dataclass(frozen=True)
+class ReportSurvey:
+    """What a pass over the whole report tells before its rows become products."""
+
+    # Every row, readable or not: each becomes a product or a skipped item, so this is the
+    # catalogue's size as a sync counts what it fetched.
+    rows: int
+    # The SKUs of the FBA listings: the only ones whose stock comes from FBA inventory.
+    fba_skus: set[str]
+
+
+def survey(raw: IO[bytes], document: ReportDocument, encoding: str) -> ReportSurvey:
+    count, fba = 0, set[str]()
+    for row in rows(raw, document, encoding):
+        count += 1
+        if isinstance(row, ReportRow) and row.fields.get("seller-sku") and _is_fba(row):
+            fba.add(row.fields["seller-sku"])
+    return ReportSurvey(count, fba)
 
 
 def product_of(
