@@ -10,6 +10,7 @@ period and runs the clean-up hooks.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -127,11 +128,21 @@ async def serve_until_stopped(service: Service, grace: float, drain: float = 0.0
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await service.start()
+    _freeze_startup_objects()
     log.info("serving", extra={"port": service.port, "services": list(service.service_names)})
     await stop.wait()
     log.info("shutting down", extra={"drain_seconds": drain, "grace_seconds": grace})
     await service.stop(grace, drain)
     log.info("stopped")
+
+
+def _freeze_startup_objects() -> None:
+    """Leave what start-up made (modules, descriptors, channels, pools) out of every later
+    garbage collection. A full collection walks every tracked object: in auth it paused the event
+    loop for 15 to 20 ms, and each pause landed in the p99 of whatever requests were waiting.
+    What start-up left as garbage is collected first, so nothing unreachable stays forever."""
+    gc.collect()
+    gc.freeze()
 
 
 async def serve(
