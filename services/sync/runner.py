@@ -72,6 +72,9 @@ class Progress:
     failed: int = 0
     # What the marketplace says the catalogue holds, once it has said.
     total: int | None = None
+    # Set when it first says: the heartbeat then goes at once, so a watching client's bar can
+    # fill and show the time left without waiting out the interval.
+    total_told: asyncio.Event = field(default_factory=asyncio.Event)
     # The first failed SKUs with why; a huge catalogue of bad items is only counted.
     failures: list[tuple[str, str]] = field(default_factory=list)
     # DynamoDB units the catalog consumed storing the batches, as it reports them.
@@ -445,6 +448,7 @@ class SyncWorker:
                 async for page in pages:
                     if page.items_total is not None:
                         progress.total = page.items_total
+                        progress.total_told.set()
                     progress.fetched += len(page.products) + len(page.skipped)
                     progress.add_failures((item.sku, item.message) for item in page.skipped)
                     batch.extend(_messages(page.products, progress))
@@ -490,9 +494,16 @@ class SyncWorker:
     async def _heartbeat(
         self, run: _Run, progress: Progress, lease_lost: asyncio.Event, task: asyncio.Task[None]
     ) -> None:
-        """Extend the lease every few seconds; cancel the run if auth has taken the sync back."""
+        """Extend the lease every few seconds, and once at once when the catalogue's size is
+        first known; cancel the run if auth has taken the sync back."""
+        total_sent = False
         while True:
-            await asyncio.sleep(self._heartbeat_seconds)
+            if total_sent:
+                await asyncio.sleep(self._heartbeat_seconds)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(progress.total_told.wait(), self._heartbeat_seconds)
+                total_sent = progress.total is not None
             try:
                 await self._auth.HeartbeatSyncLog(
                     auth_pb2.HeartbeatSyncLogRequest(

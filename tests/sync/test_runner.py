@@ -196,7 +196,7 @@ def worker_for(
         replica="test-replica",
         max_concurrent=options.pop("max_concurrent", 4),
         claim_interval_seconds=0.01,
-        heartbeat_seconds=0.01,
+        heartbeat_seconds=options.pop("heartbeat_seconds", 0.01),
         **options,
     )
 
@@ -470,6 +470,23 @@ def test_the_catalogue_size_goes_to_auth_once_the_marketplace_has_said_it() -> N
     assert any(beat.items_total == 30 for beat in auth.heartbeats), auth.heartbeats
     [finished] = auth.finished
     assert (finished.counts.items_fetched, finished.counts.items_total) == (30, 30)
+
+
+def test_the_catalogue_size_goes_to_auth_at_once_without_waiting_for_the_next_heartbeat() -> None:
+    auth = FakeAuth()
+    products = [product(f"S{n}") for n in range(20)]
+
+    async def told_then_slow() -> AsyncGenerator[CatalogPage, None]:
+        yield CatalogPage(products=products[:10], items_total=20)
+        await asyncio.sleep(0.3)
+        yield CatalogPage(products=products[10:])
+
+    run_sync(auth, FakeCatalog(), told_then_slow(), heartbeat_seconds=60)
+
+    [beat] = auth.heartbeats
+    assert beat.items_total == 20, beat
+    [finished] = auth.finished
+    assert finished.counts.items_total == 20
 
 
 def test_a_slow_catalog_has_at_most_two_batches_unanswered() -> None:
