@@ -260,11 +260,15 @@ def _watch(api: Api, sync_id: str, interval: float) -> None:
         raise ApiError(log["error"] or f"the sync ended {log['status']}")
 
 
-def _counts(log: dict[str, Any]) -> str:
+def _fetched(log: dict[str, Any]) -> str:
+    """Items fetched, out of the catalogue's size once the marketplace has said it."""
     total = log.get("items_total")
-    fetched = f"{log['items_fetched']}" if total is None else f"{log['items_fetched']} of {total}"
+    return f"{log['items_fetched']}" if total is None else f"{log['items_fetched']} of {total}"
+
+
+def _counts(log: dict[str, Any]) -> str:
     return (
-        f"{fetched} fetched, {log['items_written']} written, "
+        f"{_fetched(log)} fetched, {log['items_written']} written, "
         f"{log['items_unchanged']} unchanged, {log['items_failed']} failed"
     )
 
@@ -281,7 +285,8 @@ def list_syncs(
     for log in itertools.islice(logs, limit):
         table.add_row(
             log["sync_id"], log["marketplace"], log["status"],
-            *(str(log[f"items_{n}"]) for n in ("fetched", "written", "unchanged", "failed")),
+            _fetched(log),
+            *(str(log[f"items_{n}"]) for n in ("written", "unchanged", "failed")),
             log.get("queued_at", ""),
         )  # fmt: skip
     console.print(table)

@@ -117,7 +117,8 @@ def test_a_watched_sync_runs_to_completion_then_exports_every_product(
     assert f"succeeded: {counts} in " in watched
     bar = next(line for line in watched.splitlines() if line.lstrip().startswith("succeeded"))
     assert counts in bar and "ETA" in bar, watched
-    assert "succeeded" in cli.ok("sync", "list")
+    listed = cli.ok("sync", "list")
+    assert "succeeded" in listed and f"{SYNCED} of {SYNCED}" in listed, listed
 
     exported = [json.loads(line) for line in cli.ok("products", "export").splitlines()]
     assert len(exported) == SYNCED
