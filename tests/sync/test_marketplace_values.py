@@ -14,7 +14,12 @@ from services.sync.marketplaces.amazon.inventory import FbaStock, _fulfillable, 
 from services.sync.marketplaces.amazon.mapping import Listing, ReportSurvey, listing_of, survey
 from services.sync.marketplaces.amazon.reports import ReportDocument
 from services.sync.marketplaces.amazon.tsv import ReportRow, rows
-from services.sync.marketplaces.records import MAX_QUANTITY, parse_quantity, to_cents
+from services.sync.marketplaces.records import (
+    MAX_QUANTITY,
+    parse_quantity,
+    require_credentials,
+    to_cents,
+)
 from services.sync.marketplaces.walmart import Quantity, _available_to_sell, _Join
 
 HEADER = "seller-sku\titem-name\tprice\tquantity\tfulfillment-channel\tasin1"
@@ -307,3 +312,14 @@ def test_fba_stock_is_kept_to_the_report_s_fba_skus_once_they_are_known() -> Non
         "ALSO-ARCHIVED": 0,
     }
     assert stock._quantities == {"SKU-1": 4, "SKU-2": 5}
+
+
+def test_credentials_lacking_a_value_are_refused_naming_every_one_missing() -> None:
+    with pytest.raises(MarketplaceError) as refused:
+        require_credentials("walmart", {"client_id": "id", "client_secret": ""}, ("client_id",
+                            "client_secret", "channel_type"))  # fmt: skip
+    assert refused.value.message == (
+        "The Walmart credentials have no client_secret, channel_type: save them again"
+    )
+    assert (refused.value.marketplace, refused.value.retryable) == ("walmart", False)
+    require_credentials("amazon", {"refresh_token": "token"}, ("refresh_token",))

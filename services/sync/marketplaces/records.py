@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import cache
@@ -87,6 +87,19 @@ class MarketplaceError(Exception):
         self.marketplace = marketplace
         self.message = message
         self.retryable = retryable
+
+
+def require_credentials(
+    marketplace: str, credentials: Mapping[str, str], names: Iterable[str]
+) -> None:
+    """Refuse credentials lacking any of `names`, naming those the seller has to save again."""
+    missing = [name for name in names if not credentials.get(name)]
+    if missing:
+        raise MarketplaceError(
+            marketplace,
+            f"The {marketplace.capitalize()} credentials have no {', '.join(missing)}: "
+            "save them again",
+        )
 
 
 @cache

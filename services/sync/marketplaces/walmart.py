@@ -39,6 +39,7 @@ from services.sync.marketplaces.records import (
     SkippedItem,
     WalmartEndpoints,
     parse_quantity,
+    require_credentials,
     shown,
     tls_context,
     to_cents,
@@ -90,11 +91,7 @@ class WalmartCatalog:
         account: str,
         backoff: Backoff = MARKETPLACE_BACKOFF,
     ) -> None:
-        missing = [name for name in REQUIRED_CREDENTIALS if not credentials.get(name)]
-        if missing:
-            raise MarketplaceError(
-                WALMART, f"The Walmart credentials have no {', '.join(missing)}: save them again"
-            )
+        require_credentials(WALMART, credentials, REQUIRED_CREDENTIALS)
         self._endpoints = endpoints
         self._token = _AccessToken(
             credentials["client_id"], credentials["client_secret"], pacer.clock

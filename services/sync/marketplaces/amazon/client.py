@@ -44,6 +44,7 @@ from services.sync.marketplaces.records import (
     SkippedItem,
     StoredEnrichment,
     nothing_stored,
+    require_credentials,
     tls_context,
 )
 
@@ -80,11 +81,7 @@ class AmazonCatalog:
         stored_enrichment: StoredEnrichment = nothing_stored,
         backoff: Backoff = MARKETPLACE_BACKOFF,
     ) -> None:
-        missing = [name for name in REQUIRED_CREDENTIALS if not credentials.get(name)]
-        if missing:
-            raise MarketplaceError(
-                AMAZON, f"The Amazon credentials have no {', '.join(missing)}: save them again"
-            )
+        require_credentials(AMAZON, credentials, REQUIRED_CREDENTIALS)
         self._marketplace_id = credentials.get("marketplace_id") or DEFAULT_MARKETPLACE_ID
         if self._marketplace_id not in CURRENCIES:
             raise MarketplaceError(
