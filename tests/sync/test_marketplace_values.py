@@ -316,8 +316,8 @@ def test_fba_stock_is_kept_to_the_report_s_fba_skus_once_they_are_known() -> Non
 
 def test_credentials_lacking_a_value_are_refused_naming_every_one_missing() -> None:
     with pytest.raises(MarketplaceError) as refused:
-        require_credentials("walmart", {"client_id": "id", "client_secret": ""}, ("client_id",
-                            "client_secret", "channel_type"))  # fmt: skip
+        required = ("client_id", "client_secret", "channel_type")
+        require_credentials("walmart", {"client_id": "id", "client_secret": ""}, required)
     assert refused.value.message == (
         "The Walmart credentials have no client_secret, channel_type: save them again"
     )
