@@ -413,6 +413,8 @@ def test_a_table_made_when_gsi1_projected_every_attribute_lists_from_the_index(
     definition["GlobalSecondaryIndexes"][0]["Projection"] = {"ProjectionType": "ALL"}
     name = f"products-all-{uuid.uuid4().hex[:8]}"
     client.create_table(TableName=name, **definition)
+    # dynalite makes a table ACTIVE a moment after answering; under load, writes came first.
+    client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1})
     old_table = ProductStore(client, name, PAGE_TOKEN_KEY)
     old_table.batch_upsert(ORG, [mug(f"SKU-{n}", marketplace="amazon") for n in range(5)])
     calls.counts.clear()
