@@ -59,7 +59,7 @@ def test_the_wheel_carries_every_migration(wheel_names: list[str]) -> None:
 
 def test_the_wheel_leaves_the_dev_tools_and_tests_out(wheel_names: list[str]) -> None:
     top_levels = {name.split("/", 1)[0] for name in wheel_names if "/" in name}
-    assert {"marketsync", "services", "gateway"} <= top_levels
+    assert {"marketsync", "services", "gateway", "marketsync_cli"} <= top_levels
     assert not top_levels & {"dev", "tests", "protos"}
 
 
