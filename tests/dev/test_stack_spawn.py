@@ -17,6 +17,8 @@ from dev.stack import new_stack
 from tests.health_check import serving
 
 SPAWNS = 200
+# They take about 2 s; a hung fork is the only way to need more.
+SPAWNS_SECONDS = 60
 
 
 @pytest.fixture
@@ -45,9 +47,17 @@ def grpc_calls_under_way() -> Iterator[None]:
 def test_children_spawned_during_grpc_calls_all_run(tmp_path: Path) -> None:
     output = io.StringIO()
     stack = new_stack(tmp_path, log_sink=output)
-    exits = []
-    for _ in range(SPAWNS):
-        child = stack.spawn("true", ["true"])
-        exits.append(child.process.wait(timeout=10))
-        child.relay.join(timeout=10)
+    exits: list[int] = []
+
+    def spawn_them_all() -> None:
+        for _ in range(SPAWNS):
+            child = stack.spawn("true", ["true"])
+            exits.append(child.process.wait(timeout=10))
+            child.relay.join(timeout=10)
+
+    # A child stuck between fork and exec leaves Popen waiting for ever: fail, not hang.
+    spawning = threading.Thread(target=spawn_them_all, daemon=True)
+    spawning.start()
+    spawning.join(timeout=SPAWNS_SECONDS)
+    assert not spawning.is_alive(), f"a spawn hung after {len(exits)} children ran"
     assert exits == [0] * SPAWNS, output.getvalue()[-2000:]
