@@ -4,17 +4,18 @@ bcrypt reads at most 72 bytes, so the password is first reduced to the base64 of
 (44 bytes, no NUL): every character of a long passphrase counts. A login for an unknown email
 is compared against a dummy hash of the same cost, so both answers take the same time.
 
-At most as many hashes run at once as the process has CPUs to run them: in Kubernetes that is
-the pod's CPU limit, not the node's cores. More would only take CPU from every other request
-(20 concurrent logins on a 1-CPU pod sized for the node raised an unrelated read's p99 by 44%)
-without making any login faster. Hashes keep at most HASHING_SHARE of those CPUs busy, and run
-in threads of the lowest scheduling priority (nice 19, set per thread on Linux): a hash takes
-tens to hundreds of milliseconds of CPU whenever it gets it, while a read waiting behind one
-misses its latency, so reads and session checks go first and logins queue for the CPU left to
-them. In a 1-CPU cgroup like the auth pod's, 20 logins always under way had the kernel throttle
-the process in most 100 ms periods, and GetMe's p99 went from 3 ms to 30-40 ms whether hashes
-were sized from the node or the pod; with hashes at half the CPU, throttling mostly stopped,
-p99 stayed at 6-22 ms and more logins got through (BENCHMARKS.md).
+One hash runs at a time, and hashes keep at most half of one CPU busy (less in a pod whose CPU
+quota is under one CPU), in a thread of the lowest scheduling priority (nice 19, set per thread
+on Linux). A hash is one uninterruptible burst of CPU (about 0.2 s at cost 12): every request
+that lands on a CPU while a hash runs there waits for the scheduler to preempt it, so reads and
+session checks keep their latency only if hashes hold few CPUs, seldom. Logins queue for the
+CPU left to them; more login capacity comes from more replicas. Sized from the CPUs instead (one
+hash per CPU, each CPU resting half the time), 20 logins always under way on 2 cores raised
+GetMe's p99 by 36-78%; one at a time at half a CPU, by 18-36%, for about half the logins a
+second (2.2 at cost 12, 8,000 an hour a replica). Under a 1-CPU quota like the auth pod's,
+hashes that used the whole quota had the kernel throttle the process, reads included, in most
+100 ms periods, and GetMe's p99 went from 3 ms to 30-40 ms; resting as long as each hash took
+mostly stopped the throttling (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -39,33 +40,25 @@ from services.auth.metrics import PASSWORD_HASH_SECONDS
 DEFAULT_ROUNDS = 12
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 LOWEST_PRIORITY = 19
-# Of each usable CPU, the share hashes may keep busy: a CPU a hash ran on rests as long as the
-# hash took before the next one starts there. Under a pod's CPU quota, hashes that used all of
-# it would have the kernel throttle the whole pod, reads included, until the next period;
-# priorities cannot help there, and on shared cores (hyperthreads) neither can they help a read
-# running beside a hash.
-HASHING_SHARE = 0.5
+# The CPU hashes may keep busy, in CPUs: after each hash its CPU rests so that hashes use no more
+# on average. Under a pod's CPU quota, hashes that used all of it would have the kernel throttle
+# the whole pod, reads included, until the next period; priorities cannot help there.
+HASHING_CPUS = 0.5
 
 
-def usable_cpus(cgroup_root: Path = CGROUP_ROOT) -> int:
-    """The CPUs this process may keep busy: its CPU affinity, capped by its cgroup's CPU quota
-    rounded up (1.5 CPUs: 2), at least 1.
+def hashing_cpus(cgroup_root: Path = CGROUP_ROOT) -> float:
+    """The CPU hashes may keep busy: HASHING_CPUS, or that share of the cgroup's CPU quota when
+    the quota is under one CPU (a 500m pod: a quarter of a CPU).
 
     In a container `cgroup_root` is the container's own cgroup (a cgroup namespace on v2, a
     bind mount on v1), so its files hold the pod's limit.
     """
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS has no affinity to read
-        cpus = os.cpu_count() or 1
-    quota = _cgroup_quota(cgroup_root)
-    if quota is not None:
-        cpus = min(cpus, quota)
-    return max(1, cpus)
+    quota = cpu_quota(cgroup_root)
+    return HASHING_CPUS * min(1.0, quota if quota is not None else 1.0)
 
 
-def _cgroup_quota(root: Path) -> int | None:
-    """The CPU quota in whole CPUs, rounded up; None without one or without readable files."""
+def cpu_quota(root: Path) -> float | None:
+    """The cgroup's CPU quota in CPUs; None without one or without readable files."""
     try:
         if (root / "cpu.max").exists():  # cgroup v2: "<quota> <period>", quota "max" if none
             quota, period = (root / "cpu.max").read_text().split()
@@ -74,9 +67,10 @@ def _cgroup_quota(root: Path) -> int | None:
             period = (root / "cpu" / "cpu.cfs_period_us").read_text()
         if quota.strip() in ("max", "-1"):
             return None
-        return -(-int(quota) // int(period))
+        cpus = int(quota) / int(period)
     except (OSError, ValueError, ZeroDivisionError):
         return None
+    return cpus if cpus > 0 else None
 
 
 def _lower_this_threads_priority() -> None:
@@ -94,13 +88,11 @@ class PasswordHasher:
     def __init__(self, rounds: int = DEFAULT_ROUNDS) -> None:
         self._rounds = rounds
         self._dummy_hash = self._hash_now(secrets.token_urlsafe(16))
-        # bcrypt is CPU-bound: more hashes at once than usable CPUs only make every login, and
-        # every other request, slower.
-        cpus = usable_cpus()
+        self._share = hashing_cpus()
         self._hashing = ThreadPoolExecutor(
-            cpus, thread_name_prefix="bcrypt", initializer=_lower_this_threads_priority
+            1, thread_name_prefix="bcrypt", initializer=_lower_this_threads_priority
         )
-        self._cpu = asyncio.Semaphore(cpus)
+        self._cpu = asyncio.Lock()
 
     def _hash_now(self, password: str) -> str:
         return bcrypt.hashpw(_prehash(password), bcrypt.gensalt(self._rounds)).decode("ascii")
@@ -119,17 +111,18 @@ class PasswordHasher:
 
     async def _run(self, work: Callable[..., Any], *args: Any) -> Any:
         loop = asyncio.get_running_loop()
-        await self._cpu.acquire()
-        try:
-            with PASSWORD_HASH_SECONDS.time():
+        with PASSWORD_HASH_SECONDS.time():
+            await self._cpu.acquire()
+            try:
                 result, cpu_seconds = await loop.run_in_executor(
                     self._hashing, _on_cpu_clock, work, *args
                 )
-        except BaseException:
-            self._cpu.release()
-            raise
-        # The answer goes now; the CPU it used rests as long again before the next hash.
-        loop.call_later(cpu_seconds * (1 - HASHING_SHARE) / HASHING_SHARE, self._cpu.release)
+            except BaseException:
+                self._cpu.release()
+                raise
+        # The answer goes now; the CPU rests before the next hash, so hashes use no more than
+        # their share of it.
+        loop.call_later(cpu_seconds * (1 - self._share) / self._share, self._cpu.release)
         return result
 
 

@@ -1,5 +1,5 @@
-"""How many passwords auth hashes at once: the CPUs its pod may use, read from fake cgroup
-files here."""
+"""How much CPU auth's password hashes may use: one at a time, at most half of one CPU, less
+in a pod whose CPU quota (read from fake cgroup files here) is under one CPU."""
 
 from __future__ import annotations
 
@@ -13,14 +13,7 @@ from pathlib import Path
 import pytest
 
 from services.auth import passwords
-from services.auth.passwords import PasswordHasher, usable_cpus
-
-NODE_CPUS = 8
-
-
-@pytest.fixture(autouse=True)
-def node_of_eight_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(NODE_CPUS)))
+from services.auth.passwords import PasswordHasher, hashing_cpus
 
 
 def cgroup_v2(root: Path, cpu_max: str) -> Path:
@@ -38,46 +31,41 @@ def cgroup_v1(root: Path, quota_us: str, period_us: str = "100000") -> Path:
 @pytest.mark.parametrize(
     ("cpu_max", "cpus"),
     [
-        ("100000 100000", 1),
-        ("150000 100000", 2),
-        ("50000 100000", 1),
-        ("400000 100000", 4),
-        ("1600000 100000", NODE_CPUS),
-        ("max 100000", NODE_CPUS),
+        ("100000 100000", 0.5),
+        ("400000 100000", 0.5),
+        ("max 100000", 0.5),
+        ("50000 100000", 0.25),
+        ("20000 100000", 0.1),
     ],
 )
-def test_a_cgroup_v2_quota_caps_the_cpus_rounded_up(
-    tmp_path: Path, cpu_max: str, cpus: int
+def test_hashes_get_half_a_cpu_or_half_a_smaller_cgroup_v2_quota(
+    tmp_path: Path, cpu_max: str, cpus: float
 ) -> None:
-    assert usable_cpus(cgroup_v2(tmp_path, cpu_max)) == cpus
+    assert hashing_cpus(cgroup_v2(tmp_path, cpu_max)) == pytest.approx(cpus)
 
 
 @pytest.mark.parametrize(
     ("quota_us", "period_us", "cpus"),
     [
-        ("100000", "100000", 1),
-        ("250000", "100000", 3),
-        ("50000", "50000", 1),
-        ("-1", "100000", NODE_CPUS),
+        ("100000", "100000", 0.5),
+        ("250000", "100000", 0.5),
+        ("25000", "50000", 0.25),
+        ("-1", "100000", 0.5),
     ],
 )
-def test_a_cgroup_v1_quota_caps_the_cpus_rounded_up(
-    tmp_path: Path, quota_us: str, period_us: str, cpus: int
+def test_hashes_get_half_a_cpu_or_half_a_smaller_cgroup_v1_quota(
+    tmp_path: Path, quota_us: str, period_us: str, cpus: float
 ) -> None:
-    assert usable_cpus(cgroup_v1(tmp_path, quota_us, period_us)) == cpus
+    assert hashing_cpus(cgroup_v1(tmp_path, quota_us, period_us)) == pytest.approx(cpus)
 
 
-@pytest.mark.parametrize("cpu_max", ["", "garbage", "100000", "100000 0"])
-def test_unreadable_cgroup_files_leave_the_cpu_count(tmp_path: Path, cpu_max: str) -> None:
-    assert usable_cpus(cgroup_v2(tmp_path, cpu_max)) == NODE_CPUS
+@pytest.mark.parametrize("cpu_max", ["", "garbage", "100000", "100000 0", "0 100000"])
+def test_unreadable_cgroup_files_leave_half_a_cpu(tmp_path: Path, cpu_max: str) -> None:
+    assert hashing_cpus(cgroup_v2(tmp_path, cpu_max)) == passwords.HASHING_CPUS
 
 
-def test_without_cgroup_files_the_cpu_affinity_counts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    assert usable_cpus(tmp_path) == NODE_CPUS
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3})
-    assert usable_cpus(tmp_path) == 1
+def test_without_cgroup_files_hashes_get_half_a_cpu(tmp_path: Path) -> None:
+    assert hashing_cpus(tmp_path) == passwords.HASHING_CPUS
 
 
 class OverlapCountingHasher(PasswordHasher):
@@ -101,18 +89,15 @@ class OverlapCountingHasher(PasswordHasher):
                 self.running -= 1
 
 
-@pytest.mark.parametrize("cpus", [1, 3])
-def test_no_more_hashes_run_at_once_than_usable_cpus(
-    monkeypatch: pytest.MonkeyPatch, cpus: int
-) -> None:
-    monkeypatch.setattr(passwords, "usable_cpus", lambda: cpus)
+def test_one_hash_runs_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(passwords, "hashing_cpus", lambda: 1.0)  # no rests: only overlap counts
     hasher = OverlapCountingHasher()
 
     async def hash_many() -> None:
-        await asyncio.gather(*(hasher.hash(f"password {n}") for n in range(2 * cpus + 1)))
+        await asyncio.gather(*(hasher.hash(f"password {n}") for n in range(5)))
 
     asyncio.run(hash_many())
-    assert hasher.most_at_once == cpus
+    assert hasher.most_at_once == 1
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="threads have priorities on Linux")
@@ -133,10 +118,11 @@ def test_hashes_run_at_the_lowest_priority_and_requests_keep_theirs() -> None:
     ), "the caller's thread keeps its priority"
 
 
-def test_a_cpu_rests_after_a_hash_as_long_as_the_hash_kept_it_busy(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("share", [0.5, 0.25])
+def test_the_cpu_rests_after_a_hash_so_hashes_keep_to_their_share(
+    monkeypatch: pytest.MonkeyPatch, share: float
 ) -> None:
-    monkeypatch.setattr(passwords, "usable_cpus", lambda: 1)
+    monkeypatch.setattr(passwords, "hashing_cpus", lambda: share)
     spans: list[tuple[float, float, float]] = []  # (started, ended, CPU seconds)
 
     class BusyHasher(PasswordHasher):
@@ -155,5 +141,5 @@ def test_a_cpu_rests_after_a_hash_as_long_as_the_hash_kept_it_busy(
 
     asyncio.run(two_at_once())
     (_, first_ended, first_cpu), (second_started, _, _) = sorted(spans)
-    rest = first_cpu * (1 - passwords.HASHING_SHARE) / passwords.HASHING_SHARE
+    rest = first_cpu * (1 - share) / share  # 0.5: as long as the hash; 0.25: three times
     assert second_started - first_ended >= rest * 0.95, "the CPU rested before the next hash"
