@@ -25,7 +25,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -165,15 +165,34 @@ def plan_write(
 def check_size(plan: WritePlan) -> None:
     """InvalidArgument when an item of the plan is over DynamoDB's 400 KB."""
     for item in (plan.product_item, *plan.side_items):
+        if _surely_fits(item):
+            continue
         if item_size(item) > MAX_ITEM_BYTES:
             raise InvalidArgument(
                 f"product {plan.sku} is too large to store; shorten description or title"
             )
 
 
+def _surely_fits(item: Item) -> bool:
+    """Whether the item's JSON (written in C, several times faster than counting its size
+    attribute by attribute, a quarter of a batch's planning) fits the limit. It is never
+    shorter than the size DynamoDB counts: every name and string is quoted and escaped to at
+    least its UTF-8 bytes, every value wrapped in its type, every element followed by a
+    separator."""
+    try:
+        return len(json.dumps(item)) <= MAX_ITEM_BYTES
+    except TypeError:  # raw bytes: count them exactly
+        return False
+
+
+# Flat fields (text, numbers): a shallow dict of them is what `asdict` would copy, faster.
+_INPUT_FIELDS = tuple(field.name for field in fields(ProductInput))
+
+
 def content_hash(product: ProductInput) -> str:
     """What METADATA's `content_hash` holds: equal hashes, nothing to write."""
-    content = asdict(product) | {"price": format_price(product.price)}
+    content = {name: getattr(product, name) for name in _INPUT_FIELDS}
+    content["price"] = format_price(product.price)
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
@@ -50,3 +53,21 @@ def test_item_size_counts_names_and_values_as_dynamodb_does() -> None:
     assert item_size({"big": {"S": "x" * 400_000}}) == 400_003
     # A map: 3 bytes, 1 per element, and its elements' names and values.
     assert item_size({"m": {"M": {"a": {"S": "xy"}, "n": {"N": "19.99"}}}}) == 1 + 3 + 2 + 3 + 4
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"a": {"S": "x"}},
+        {"é": {"S": 'héllo 😀 \u2028 \x00 " \\'}},
+        {"n": {"N": "-0.0012300"}, "m": {"N": "1" * 38}},
+        {"b": {"B": "aGVsbG8="}, "t": {"BOOL": True}, "z": {"NULL": True}},
+        {"l": {"L": []}, "m": {"M": {}}},
+        {"l": {"L": [{"S": "a"}, {"N": "1"}, {"L": [{"S": "😀"}]}]}},
+        {"m": {"M": {"é": {"S": "b"}, "k": {"M": {"x": {"N": "2"}}}}}},
+        {"ss": {"SS": ["a", "é"]}, "ns": {"NS": ["1", "22"]}, "bs": {"BS": ["aGk="]}},
+    ],
+)
+def test_an_items_json_is_never_shorter_than_its_dynamodb_size(item: dict[str, Any]) -> None:
+    """What lets the store skip counting an item's size when its JSON fits the limit."""
+    assert len(json.dumps(item)) >= item_size(item)

@@ -168,3 +168,12 @@ def test_the_next_changed_write_moves_the_owner_listing_into_metadata(
         ("walmart", 2),
     ]
     assert [price for price, _ in history(store)] == ["19.99", "18.00", "21.00"]
+
+
+def test_the_content_hash_of_a_product_stays_what_stored_products_hold() -> None:
+    """Stored METADATA keeps this hash: if it changed, every next sync would rewrite every
+    product as changed."""
+    product = replace(WALMART, title="Mug é😀")
+    assert content_hash(product) == (
+        "a8576933672f7973b49661323fa65a4d05e554b9b7ac30597916207328c5798e"
+    )
