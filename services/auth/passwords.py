@@ -6,16 +6,16 @@ is compared against a dummy hash of the same cost, so both answers take the same
 
 One hash runs at a time, and hashes keep at most half of one CPU busy (less in a pod whose CPU
 quota is under one CPU), in a thread of the lowest scheduling priority (nice 19, set per thread
-on Linux). A hash is one uninterruptible burst of CPU (about 0.2 s at cost 12): every request
-that lands on a CPU while a hash runs there waits for the scheduler to preempt it, so reads and
-session checks keep their latency only if hashes hold few CPUs, seldom. Logins queue for the
-CPU left to them; more login capacity comes from more replicas. Sized from the CPUs instead (one
-hash per CPU, each CPU resting half the time), 20 logins always under way on 2 cores raised
-GetMe's p99 by 36-78%; one at a time at half a CPU, by 18-36%, for about half the logins a
-second (2.2 at cost 12, 8,000 an hour a replica). Under a 1-CPU quota like the auth pod's,
-hashes that used the whole quota had the kernel throttle the process, reads included, in most
-100 ms periods, and GetMe's p99 went from 3 ms to 30-40 ms; resting as long as each hash took
-mostly stopped the throttling (BENCHMARKS.md).
+on Linux). A hash is one uninterruptible burst of CPU (about 0.2 s at cost 12), and requests
+served beside it slow down however it is scheduled: on 2 cores, 20 logins always under way
+raised GetMe's p99 by 36-78% with one hash per CPU, each CPU resting half the time, and by
+18-39% one at a time on half a CPU, for about half the logins a second (2.2 at cost 12, 8,000
+an hour a replica). The thread's priority (nice 19, nice 0, SCHED_IDLE) or a worker process
+changed nothing beyond the noise; cheap hashes at the same login rate added nothing. Logins
+queue for the CPU left to them; more login capacity comes from more replicas. Under a 1-CPU
+quota like the auth pod's, hashes that used the whole quota had the kernel throttle the
+process, reads included, in most 100 ms periods, and GetMe's p99 went from 3 ms to 30-40 ms;
+resting as long as each hash took mostly stopped the throttling (BENCHMARKS.md).
 """
 
 from __future__ import annotations
