@@ -174,11 +174,10 @@ def check_size(plan: WritePlan) -> None:
 
 
 def _surely_fits(item: Item) -> bool:
-    """Whether the item's JSON (written in C, several times faster than counting its size
-    attribute by attribute, a quarter of a batch's planning) fits the limit. It is never
-    shorter than the size DynamoDB counts: every name and string is quoted and escaped to at
-    least its UTF-8 bytes, every value wrapped in its type, every element followed by a
-    separator."""
+    """Whether the item's JSON fits the limit: written in C, much cheaper than counting the size
+    attribute by attribute, and never shorter than the size DynamoDB counts. Names and strings
+    are quoted and escaped to at least their UTF-8 bytes, and each value's type wrapper outweighs
+    DynamoDB's bytes for lists, maps and their elements (tests/catalog/test_dynamo.py)."""
     try:
         return len(json.dumps(item)) <= MAX_ITEM_BYTES
     except TypeError:  # raw bytes: count them exactly
