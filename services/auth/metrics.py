@@ -42,7 +42,7 @@ LOCKOUTS = Counter(
 PASSWORD_HASH_SECONDS = Histogram(
     "marketsync_auth_password_hash_seconds",
     "Time a password hash or check took, its wait for the hashing CPU included: logins queue "
-    "there when they come faster than half a CPU hashes them.",
+    "there when they come faster than the replica's hashing share (half a CPU) hashes them.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 T = TypeVar("T")
