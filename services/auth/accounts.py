@@ -182,8 +182,8 @@ class Accounts:
 
     async def me(self, identity: Identity) -> Me:
         async with self._pool.connection() as conn:
-            user = await store.get_user(conn, identity.user_id)
-            organizations = await store.memberships(conn, identity.user_id)
+            found = await store.user_with_memberships(conn, identity.user_id)
+        user, organizations = found if found is not None else (None, ())
         current = [m for m in organizations if m.organization_id == identity.organization_id]
         if user is None or not current:
             raise Unauthenticated(SESSION_ENDED)

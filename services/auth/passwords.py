@@ -16,6 +16,10 @@ queue for the CPU left to them; more login capacity comes from more replicas. Un
 quota like the auth pod's, hashes that used the whole quota had the kernel throttle the
 process, reads included, in most 100 ms periods, and GetMe's p99 went from 3 ms to 30-40 ms;
 resting as long as each hash took mostly stopped the throttling (BENCHMARKS.md).
+
+bcrypt rather than Argon2id: Argon2id at OWASP's parameters takes a thirteenth of the CPU, but
+streams through 19 MiB each time, and on 2 cores busy a tenth of the time it doubled GetMe's
+p99 where bcrypt, whose state fits the L1 cache, added 6% (BENCHMARKS.md).
 """
 
 from __future__ import annotations

@@ -54,10 +54,28 @@ async def find_login(conn: Conn, email: str) -> tuple[User, str] | None:
     return None if row is None else (User(row[0], row[1], row[2]), row[3])
 
 
-async def get_user(conn: Conn, user_id: int) -> User | None:
-    cursor = conn.cursor(row_factory=class_row(User))
-    await cursor.execute("SELECT id, email, name FROM users WHERE id = %s", (user_id,))
-    return await cursor.fetchone()
+async def user_with_memberships(
+    conn: Conn, user_id: int
+) -> tuple[User, tuple[Membership, ...]] | None:
+    """The user and their organizations, oldest membership first, in one round trip (GetMe's);
+    None if the user is gone."""
+    cursor = await conn.execute(
+        "SELECT u.id, u.email, u.name, m.organization_id, o.name, m.role FROM users u"
+        " LEFT JOIN (organization_members m JOIN organizations o ON o.id = m.organization_id)"
+        " ON m.user_id = u.id"
+        " WHERE u.id = %s ORDER BY m.created_at, m.organization_id",
+        (user_id,),
+    )
+    rows = await cursor.fetchall()
+    if not rows:
+        return None
+    user = User(*rows[0][:3])
+    memberships = tuple(
+        Membership(organization_id, name, role)
+        for *_, organization_id, name, role in rows
+        if organization_id is not None
+    )
+    return user, memberships
 
 
 # ---- organizations and members -----------------------------------------------------------

@@ -1,4 +1,5 @@
-"""A burst of requests with a token no service has seen yet costs auth one session check.
+"""What requests cost PostgreSQL: a burst with a token no service has seen yet costs auth one
+session check, and GetMe one statement beside the check of its session.
 
 Catalog asks auth about a session once per 30 s; requests that arrive while that question is
 open wait for its answer instead of asking again, and auth hands out pooled connections
@@ -17,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import grpc
 import httpx
@@ -137,3 +139,29 @@ def test_a_burst_with_a_fresh_token_checks_the_session_once(counted: Counted, ap
     assert len(fresh) <= 2, ran
     # Now catalog knows the answer for 30 s.
     assert _statements_of(counted, burst) == []
+
+
+def test_get_me_asks_postgresql_once_beside_its_session_check(counted: Counted, api: Api) -> None:
+    """GetMe is what a client asks on every page it opens: beside the check of its session
+    (which auth, owning sessions, makes on every request), the user and their organizations
+    come in one round trip to the database, which is Neon's network away in production."""
+    registered = api.register(organization_name="Only Org")
+    headers = {"authorization": f"Bearer {registered['token']}"}
+
+    def get_me() -> dict[str, Any]:
+        answer = httpx.get(f"{counted.gateway_url}/api/auth/me", headers=headers, timeout=30)
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    get_me()  # the first request of a token also verifies its signature and claims
+    log = counted.statements
+    log.wait_until_quiet()
+    before = len(log.statements)
+    me = get_me()
+    log.wait_until_quiet()
+    ran = [s for s in log.statements[before:] if not s.lstrip().startswith(HOUSEKEEPING)]
+    assert len(ran) == 2, ran
+    assert sum(SESSION_LOOKUP in statement for statement in ran) == 1, ran
+    assert me["user"]["email"] == registered["user"]["email"]
+    assert [(o["name"], o["role"]) for o in me["organizations"]] == [("Only Org", "owner")]
