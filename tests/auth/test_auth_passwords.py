@@ -1,5 +1,5 @@
-"""How much CPU auth's password hashes may use: one at a time, at most half of one CPU, less
-in a pod whose CPU quota (read from fake cgroup files here) is under one CPU."""
+"""How much CPU auth's password hashes may use: one at a time, on one CPU, at most half of it,
+less in a pod whose CPU quota (read from fake cgroup files here) is under one CPU."""
 
 from __future__ import annotations
 
@@ -116,6 +116,26 @@ def test_hashes_run_at_the_lowest_priority_and_requests_keep_theirs() -> None:
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == os.getpriority(
         os.PRIO_PROCESS, 0
     ), "the caller's thread keeps its priority"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="threads have affinity on Linux")
+def test_hashes_stay_on_one_cpu_the_process_may_use_and_requests_keep_all_of_them() -> None:
+    cpus_of_hashes: list[set[int]] = []
+
+    class AffinityNotingHasher(PasswordHasher):
+        def _hash_now(self, password: str) -> str:
+            cpus_of_hashes.append(os.sched_getaffinity(threading.get_native_id()))
+            return super()._hash_now(password)
+
+    allowed = os.sched_getaffinity(0)
+    hasher = AffinityNotingHasher(rounds=4)
+    cpus_of_hashes.clear()  # its dummy hash, made as it starts
+    asyncio.run(hasher.hash("a password"))
+    asyncio.run(hasher.hash("another password"))
+    first = cpus_of_hashes[0]
+    assert len(first) == 1 and first <= allowed
+    assert all(cpus == first for cpus in cpus_of_hashes)
+    assert os.sched_getaffinity(threading.get_native_id()) == allowed, "the caller's thread"
 
 
 @pytest.mark.parametrize("share", [0.5, 0.25])
