@@ -130,8 +130,12 @@ def test_hashes_stay_on_one_cpu_the_process_may_use_and_requests_keep_all_of_the
     allowed = os.sched_getaffinity(0)
     hasher = AffinityNotingHasher(rounds=4)
     cpus_of_hashes.clear()  # its dummy hash, made as it starts
-    asyncio.run(hasher.hash("a password"))
-    asyncio.run(hasher.hash("another password"))
+
+    async def hash_two() -> None:
+        await hasher.hash("a password")
+        await hasher.hash("another password")
+
+    asyncio.run(hash_two())
     first = cpus_of_hashes[0]
     assert len(first) == 1 and first <= allowed
     assert all(cpus == first for cpus in cpus_of_hashes)
