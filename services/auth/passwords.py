@@ -9,9 +9,10 @@ quota is under one CPU), in a thread of the lowest scheduling priority (nice 19,
 on Linux) held on one CPU. A hash is one uninterruptible burst of CPU (about 0.2 s at cost 12),
 and requests served beside it slow down: on 2 cores, 20 logins always under way raised GetMe's
 p99 by 36-78% with one hash per CPU, each CPU resting half the time, by 18-45% one at a time on
-half a CPU (2.2 logins a second at cost 12, 8,000 an hour a replica), and by 10-26% (median
-20%) with that thread held on one CPU. Its priority (nice 19, nice 0, SCHED_IDLE) or a worker
-process changed nothing beyond the noise; cheap hashes at the same login rate added nothing.
+half a CPU (2.2 logins a second at cost 12, 8,000 an hour a replica), and by 10-32% (median
+22% over fourteen runs) with that thread held on one CPU. Its priority (nice 19, nice 0,
+SCHED_IDLE), EEVDF's shortest slice, a worker process or auth's other threads kept off its CPU
+changed nothing beyond the noise; cheap hashes at the same login rate added nothing.
 Logins queue for the CPU left to them; more login capacity comes from more replicas. Under a
 1-CPU quota like the auth pod's, hashes that used the whole quota had the kernel throttle the
 process, reads included, in most 100 ms periods, and GetMe's p99 went from 3 ms to 30-40 ms;
@@ -91,7 +92,7 @@ def _lower_this_threads_priority() -> None:
 
 def _keep_this_thread_on_one_cpu() -> None:
     """Hashes left free to move between CPUs raised GetMe's p99 during logins by 24-40% (median
-    31%) on 2 cores; held on one CPU, by 10-26% (median 20%; BENCHMARKS.md). The CPU is one the
+    31%) on 2 cores; held on one CPU, by 10-32% (median 22%; BENCHMARKS.md). The CPU is one the
     process may use, picked at random so that replicas on one node hash on different CPUs.
     Where affinity cannot be set, hashes still work."""
     with contextlib.suppress(AttributeError, OSError):
