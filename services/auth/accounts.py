@@ -183,9 +183,11 @@ class Accounts:
     async def me(self, identity: Identity) -> Me:
         async with self._pool.connection() as conn:
             found = await store.user_with_memberships(conn, identity.user_id)
-        user, organizations = found if found is not None else (None, ())
+        if found is None:
+            raise Unauthenticated(SESSION_ENDED)
+        user, organizations = found
         current = [m for m in organizations if m.organization_id == identity.organization_id]
-        if user is None or not current:
+        if not current:
             raise Unauthenticated(SESSION_ENDED)
         return Me(user, identity.organization_id, current[0].role, organizations)
 
