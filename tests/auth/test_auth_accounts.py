@@ -472,6 +472,19 @@ async def test_me_lists_the_user_and_organizations(
     ]
 
 
+async def test_me_refuses_a_removed_member_and_a_user_that_is_gone(
+    signup: Signup, accounts: Accounts, organizations: Organizations, join: Join
+) -> None:
+    ann, bob = await signup("ann"), await signup("bob")
+    bob_in_ann_org = await join(ann.identity, bob, "viewer")
+    assert (await accounts.me(bob_in_ann_org)).role == "viewer"
+    await organizations.remove_member(ann.identity, bob.identity.user_id)
+    with pytest.raises(Unauthenticated):
+        await accounts.me(bob_in_ann_org)
+    with pytest.raises(Unauthenticated):
+        await accounts.me(dataclasses.replace(ann.identity, user_id=2**31 - 1))
+
+
 async def test_switch_organization_needs_membership(
     signup: Signup, accounts: Accounts, join: Join
 ) -> None:
