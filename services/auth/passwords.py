@@ -91,10 +91,10 @@ def _lower_this_threads_priority() -> None:
 
 
 def _keep_this_thread_on_one_cpu() -> None:
-    """Hashes left free to move between CPUs raised GetMe's p99 during logins by 24-40% (median
-    31%) on 2 cores; held on one CPU, by 10-32% (median 22%; BENCHMARKS.md). The CPU is one the
-    process may use, picked at random so that replicas on one node hash on different CPUs.
-    Where affinity cannot be set, hashes still work."""
+    """Held on one CPU, the same hashes cost reads served beside them less than left free to
+    move (on 2 cores, GetMe's p99 during logins rose by a median 22% against 31%; BENCHMARKS.md).
+    The CPU is one the process may use, picked at random so that replicas on one node hash on
+    different CPUs. Where affinity cannot be set, hashes still work."""
     with contextlib.suppress(AttributeError, OSError):
         cpu = secrets.choice(sorted(os.sched_getaffinity(0)))
         os.sched_setaffinity(threading.get_native_id(), {cpu})

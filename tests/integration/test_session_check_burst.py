@@ -154,7 +154,6 @@ def test_get_me_asks_postgresql_once_beside_its_session_check(counted: Counted, 
         body: dict[str, Any] = answer.json()
         return body
 
-    get_me()  # counted below: a GetMe like every one after the first
     log = counted.statements
     log.wait_until_quiet()
     before = len(log.statements)
