@@ -65,10 +65,31 @@ STABLE_RUN_SECONDS = 60.0
 log = logging.getLogger("devstack")
 
 
+# Ports are picked below the range the kernel takes outgoing connections' local ports from:
+# a port from that range, free when picked, can be taken by any connection made before the
+# server binds it (auth's own database connections did, once).
+LOWEST_PICKED_PORT = 10000
+_OUTGOING_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_picked_ports: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing on 127.0.0.1 listens on, never the same twice in one process."""
+    try:
+        first_outgoing = int(_OUTGOING_PORTS.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first_outgoing = 32768  # Linux's default
+    while True:
+        port = secrets.choice(range(LOWEST_PICKED_PORT, first_outgoing))
+        if port in _picked_ports:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _picked_ports.add(port)
+        return port
 
 
 _LIBC = ctypes.CDLL(None, use_errno=True)

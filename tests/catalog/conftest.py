@@ -26,6 +26,7 @@ import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from moto.server import ThreadedMotoServer
 
+from dev.stack import free_port
 from marketsync.backoff import Backoff
 from services.catalog.dynamo import item_size, make_dynamodb_client
 from services.catalog.store import ProductStore
@@ -35,13 +36,6 @@ REGION = "us-east-1"
 PAGE_TOKEN_KEY = b"catalog-test-page-token-key-0123456789"
 DYNALITE_VERSION = "4.0.0"
 FAST_BACKOFF = Backoff(base_seconds=0.001, cap_seconds=0.01, deadline_seconds=5.0)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_for_port(port: int, timeout: float = 10.0) -> None:

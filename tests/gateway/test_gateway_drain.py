@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -17,17 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
+from dev.stack import free_port
 from gateway.envoy_config import PUBLIC_SERVICES, Upstream, render
 from tests.deploy.conftest import render as render_manifests
 
 REPO = Path(__file__).resolve().parents[2]
 ENVOY = Path(sys.executable).parent / "envoy"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _gateway_container() -> dict[str, Any]:
@@ -42,8 +36,8 @@ def _gateway_container() -> dict[str, Any]:
 
 class LocalGateway:
     def __init__(self, tmp_path: Path) -> None:
-        self.port, self.admin_port = _free_port(), _free_port()
-        nowhere = Upstream("127.0.0.1", _free_port())
+        self.port, self.admin_port = free_port(), free_port()
+        nowhere = Upstream("127.0.0.1", free_port())
         config = render(
             listen_host="127.0.0.1",
             port=self.port,
